@@ -1,0 +1,1 @@
+"""Process plumbing shared by every agent: lifecycle, logging, the ops server."""

@@ -1,0 +1,116 @@
+"""The ops HTTP server: GET /metrics, /healthz, /readyz. Nothing on it changes state.
+
+Each agent owns a CollectorRegistry and hands it here; /metrics renders them one after
+another. Agents whose metrics come from elsewhere (the exporter) register an async
+`before_scrape` hook, so nothing polls between scrapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from agents.runtime.logs import fields
+
+log = logging.getLogger("srs_agent.ops")
+
+ScrapeHook = Callable[[], Awaitable[None]]
+
+
+class Health:
+    """What /healthz and /readyz report.
+
+    Liveness: every watched task is still running (a crashed loop makes the pod
+    unhealthy). Readiness: every named component said it is ready (first sync done,
+    SRS reachable). Nothing ticks on a timer: an idle agent costs no CPU.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[object]] = {}
+        self._ready: dict[str, tuple[bool, str]] = {}
+
+    def watch(self, name: str, task: asyncio.Task[object]) -> None:
+        self._tasks[name] = task
+
+    def expect(self, name: str) -> None:
+        """Declare a component that is not ready until it says so."""
+        self._ready.setdefault(name, (False, "starting"))
+
+    def set_ready(self, name: str, ready: bool, reason: str = "") -> None:
+        self._ready[name] = (ready, reason)
+
+    def liveness(self) -> tuple[bool, dict[str, str]]:
+        report = {}
+        for name, task in self._tasks.items():
+            if not task.done():
+                report[name] = "running"
+            elif task.cancelled():
+                report[name] = "cancelled"
+            else:
+                exc = task.exception()
+                report[name] = f"ended: {exc!r}" if exc else "ended"
+        return all(state == "running" for state in report.values()), report
+
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        report = {name: ("ready" if ok else f"not ready: {why}") for name, (ok, why) in
+                  self._ready.items()}
+        return all(ok for ok, _ in self._ready.values()), report
+
+
+class OpsServer:
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        registries: Iterable[CollectorRegistry],
+        health: Health,
+        before_scrape: Iterable[ScrapeHook] = (),
+    ) -> None:
+        self.listen = listen
+        self.registries = list(registries)
+        self.health = health
+        self.before_scrape = list(before_scrape)
+        self._runner: web.AppRunner | None = None
+        self.port: int = listen[1]
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.listen[0], self.listen[1], reuse_address=True)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])  # the real port when asked for port 0
+        log.info("ops server listening", extra=fields(
+            address=f"{self.listen[0]}:{self.port}", paths="/metrics /healthz /readyz"))
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
+        for hook in self.before_scrape:
+            await hook()
+        body = b"".join(generate_latest(r) for r in self.registries)
+        log.debug("scrape served", extra=fields(seconds=round(time.monotonic() - started, 4)))
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        ok, report = self.health.liveness()
+        return web.json_response({"ok": ok, "checks": report}, status=200 if ok else 503)
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ok, report = self.health.readiness()
+        return web.json_response({"ok": ok, "checks": report}, status=200 if ok else 503)
