@@ -498,19 +498,20 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
     """Declare every field of `cls` on `parser`; values stay raw strings (None if absent)."""
     for f in dataclasses.fields(cls):
         meta = f.metadata
+        text = meta["help"].replace("%", "%%")  # argparse formats help with %
         if meta.get("positional"):
-            parser.add_argument(f.name, metavar=meta.get("metavar"), help=meta["help"])
+            parser.add_argument(f.name, metavar=meta.get("metavar"), help=text)
             continue
-        env_help = f" [env {env_name(f)}; default: {render_default(f.default)}]"
+        env_help = f" [env {env_name(f)}; default: {render_default(f.default)}]".replace("%", "%%")
         if meta["parse"] is parse_bool:
             parser.add_argument(
                 flag_name(f), dest=f.name, nargs="?", const="true", default=None,
-                metavar="BOOL", help=meta["help"] + env_help,
+                metavar="BOOL", help=text + env_help,
             )
         else:
             parser.add_argument(
                 flag_name(f), dest=f.name, default=None, metavar=meta.get("metavar"),
-                help=meta["help"] + env_help,
+                help=text + env_help,
             )
 
 
