@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check agents tests bench
+	$(BIN)/ruff check agents tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check agents tests bench
+	$(BIN)/ruff check agents tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
