@@ -61,17 +61,18 @@ EXTERNAL = {
     "scenarios/demo-publisher": {"Service/srs-origin-service"},
 }
 # The only API access any agent has: (apiGroup, resource) -> verbs, as agents/kube calls the
-# API (ConfigMap: read, then watch; Lease: read, create, merge-patch; Event: create) and the
-# controller's origin discovery. Every ConfigMap and Lease verb but create names its objects.
+# API (ConfigMap: read, then watch; the controller lists and watches its ConfigMaps by name;
+# Lease: read, create, merge-patch; Event: create) and the controller's origin discovery.
+# Every ConfigMap and Lease verb but create names its objects.
 RBAC_ALLOWED: dict[tuple[str, str], set[str]] = {
-    ("", "configmaps"): {"get", "watch", "update", "patch"},
+    ("", "configmaps"): {"get", "list", "watch", "update", "patch"},
     ("", "events"): {"create"},
     ("", "services"): {"get", "list", "watch"},
     ("apps", "statefulsets"): {"get", "list", "watch"},
     ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
     ("coordination.k8s.io", "leases"): {"get", "create", "patch"},
 }
-RBAC_NAMED = {("", "configmaps"): {"get", "watch", "update", "patch"},
+RBAC_NAMED = {("", "configmaps"): {"get", "list", "watch", "update", "patch"},
               ("coordination.k8s.io", "leases"): {"get", "patch"}}
 
 
