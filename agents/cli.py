@@ -23,8 +23,12 @@ from agents.settings import COMMANDS, add_arguments, build
 ENTRYPOINTS: dict[str, str] = {
     "check-config": "agents.check_config:command",
     "cleanup": "agents.cleanup.command:command",
+    "controller": "agents.controller.command:command",
     "copy-html": "agents.htmlcopy:command",
     "drain": "agents.drain:command",
+    "exporter": "agents.exporter:command",
+    "reload": "agents.reload:command",
+    "sidecar": "agents.sidecar:command",
 }
 
 

@@ -350,6 +350,23 @@ class ExporterSettings(SrsSettings, OpsSettings):
 class SidecarSettings(ReloadSettings, ExporterSettings):
     """reload + exporter + ops server in one process."""
 
+    drain_state_file: str = setting(
+        "/run/srs-agents/drain.json",
+        "State file the preStop `srs-agent drain` writes beside its --done-file; the sidecar "
+        "serves the drain's metrics from it. Empty turns it off.", metavar="FILE",
+    )
+    drain_done_file: str = setting(
+        "/run/srs-agents/drained",
+        "The drain's --done-file. The sidecar removes a stale one at start, so the SRS "
+        "container's preStop cannot return before the next drain. Empty turns it off.",
+        metavar="FILE",
+    )
+    final_scrape_wait: float = setting(
+        15.0,
+        "On SIGTERM after a drain, wait up to this long for one scrape to carry the drain's "
+        "outcome before exiting.", parse_duration, metavar="DURATION",
+    )
+
 
 @dataclass(frozen=True)
 class DrainSettings(SrsSettings, KubeSettings):
@@ -394,7 +411,8 @@ class DrainSettings(SrsSettings, KubeSettings):
 @dataclass(frozen=True)
 class CopyHtmlSettings(LogSettings):
     from_dir: str = setting(
-        "/usr/local/share/srs-agents/html", "Source tree (SRS's default html, in the image).",
+        "/usr/local/share/srs-agents/html", "Source tree (SRS's default html, in the image); its "
+        "version is read from <from>.version beside it, or the tree is hashed.",
         metavar="DIR", public="from",
     )
     to: str = setting(
@@ -462,7 +480,11 @@ class ControllerSettings(LogSettings, OpsSettings, KubeSettings):
     origin_selector: str = setting(
         "", "Label selector of per-origin Services (the one-Deployment-per-origin variant)."
     )
-    edge_configmap: str = setting("", "ConfigMap holding the edge srs.conf (origin directive).")
+    edge_configmap: str = setting(
+        "", "ConfigMap holding the edge srs.conf (origin directive). With neither this nor "
+        "--origin-configmap, ConfigMaps labelled srs-agents/role=edge|origin are found in the "
+        "namespace.",
+    )
     origin_configmap: str = setting(
         "", "ConfigMap holding the origin srs.conf (coworkers directive)."
     )
@@ -472,7 +494,8 @@ class ControllerSettings(LogSettings, OpsSettings, KubeSettings):
     api_port: int = setting(1985, "Origin HTTP API port written into coworkers.",
                             int_parser(1, 65535))
     debounce: float = setting(
-        2.0, "Wait for the origin set to stay the same this long before writing.",
+        2.0, "How long an origin that stops being ready (not terminating) stays listed; "
+        "origins that become ready are listed at once, terminating ones leave at once.",
         parse_duration, metavar="DURATION",
     )
     leader_elect: bool = setting(True, "Hold a Lease so only one replica writes.", parse_bool)

@@ -20,6 +20,10 @@ AgentMain = Callable[[asyncio.Event], Awaitable[int]]
 
 def run(main: AgentMain) -> int:
     """Run `main(stop)` in a fresh event loop; SIGTERM and SIGINT set `stop`."""
+    import prometheus_client  # noqa: PLC0415 - only processes that run a loop need it
+
+    # No `*_created` series: they double the exposition and no dashboard uses them.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
     async def _runner() -> int:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,5 @@
+"""`python -m agents` is `srs-agent`."""
+
+from agents.cli import entrypoint
+
+entrypoint()
