@@ -280,6 +280,7 @@ class Reloader:
         self._reported: tuple[object, ...] | None = None  # last invalid/unreloadable report
         self._rejected_sha: str | None = None  # content SRS refused: not sent again
         self._second_look: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()  # reports not awaited by anyone
         self._backoff = Backoff()  # while SRS does not answer
         self._retry = Backoff(first=1.0, cap=60.0)  # after a reload that did not work out
         self._doubt = True  # the next reload first probes SRS's API
@@ -382,6 +383,17 @@ class Reloader:
         return since if pending is None else min(since, pending)
 
     # -- reading the config ----------------------------------------------------------
+
+    def report_source_invalid(self, problems: list[str], received_at: float) -> None:
+        """API mode: a version refused before it reached SRS's config path."""
+        cand = Candidate(config=None, sha=None, problems=tuple(problems),
+                         changed_at=received_at, data_target=None)
+        reporting = asyncio.ensure_future(self._report_invalid(cand))
+        self._background.add(reporting)
+        reporting.add_done_callback(self._background.discard)
+
+    def srs_cwd(self) -> str:
+        return self._cwd()
 
     def _cwd(self) -> str:
         """Where SRS resolves relative includes: its own cwd, else the config dir's parent
@@ -936,15 +948,31 @@ def _start_source(
                       extra=fields(configmap=where, keys=sorted(version.data)))
             return
         try:
-            written = writer.write(version.data)
+            publication = writer.publish(version.data)
         except (ConfigError, OSError) as exc:
             log.error("cannot write the ConfigMap into the config directory: %s", exc,
                       extra=fields(configmap=where, dir=settings.config_dir))
             return
-        if written is not None:
-            reloader.note_source_write(written, version.received_at)
-            log.info("ConfigMap written", extra=fields(
-                configmap=where, resource_version=version.resource_version, dir=written))
+        if publication is None:
+            return
+        # Check the version where SRS will read it (includes resolve as SRS resolves them)
+        # and take it back at once if SRS could not run it: in API mode an invalid version
+        # never stays on SRS's config path, so even an SRS restart meanwhile starts on the
+        # last good config. All of this runs in one callback: the watcher sees only the
+        # version left in place.
+        path = os.path.join(settings.config_dir, settings.config_file)
+        try:
+            problems = [str(p) for p in conf.validate_file(path, cwd=reloader.srs_cwd())]
+        except ConfigError as exc:
+            problems = [str(exc)]
+        if problems:
+            writer.undo(publication)
+            reloader.report_source_invalid(problems, version.received_at)
+            return
+        writer.finish(publication)
+        reloader.note_source_write(publication.new, version.received_at)
+        log.info("ConfigMap written", extra=fields(
+            configmap=where, resource_version=version.resource_version, dir=publication.new))
 
     source = ConfigMapSource(name, settings.namespace, on_version)
     task: asyncio.Task[object] = asyncio.ensure_future(source.run(stop))

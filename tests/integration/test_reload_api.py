@@ -172,10 +172,15 @@ async def test_api_mode_follows_the_configmap(cluster: Cluster, tmp_path: Path) 
             assert srs.sighups() == 1
             assert os.readlink(srs.conf_dir / "srs.conf") == "..data/srs.conf"
 
-            # an invalid update: not reloaded, an Event on the pod
+            # an invalid update: not reloaded, an Event on the pod, and never left on SRS's
+            # config path (an SRS restart meanwhile still starts on the last good config)
+            good = (srs.conf_dir / "srs.conf").read_text()
             await cluster.patch({"srs.conf": srs.render(hls_fragment="4;;")})
             await agent.wait_count("invalid", 1)
             await wait_for_event(cluster, "ConfigInvalid", agent)
+            assert (srs.conf_dir / "srs.conf").read_text() == good
+            assert len([p for p in os.listdir(srs.conf_dir) if p.startswith("..2")]) == 1
+            assert srs.sighups() == 1
 
             # deleted: the files stay, SRS keeps running; recreated: reloaded
             await cluster.delete()
