@@ -500,6 +500,10 @@ class ControllerSettings(LogSettings, OpsSettings, KubeSettings):
     )
     leader_elect: bool = setting(True, "Hold a Lease so only one replica writes.", parse_bool)
     lease_name: str = setting("srs-controller", "Name of the Lease for --leader-elect.")
+    lease_duration: float = setting(
+        15.0, "How long the Lease holds without renewal: a standby takes over this long after "
+        "a leader dies without releasing it.", parse_duration, metavar="DURATION",
+    )
 
 
 COMMANDS: dict[str, tuple[type[Any], str]] = {

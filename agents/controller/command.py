@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("srs_agent.controller")
 
 RETRY_PERIOD = 2.0  # how often a standby replica tries the Lease (client-go's retryPeriod)
-LEASE_DURATION = 15.0
 RELEASE_TIMEOUT = 5.0
 
 
@@ -56,6 +55,9 @@ def plan(settings: ControllerSettings) -> tuple[Defaults, dict[str, str]]:
                           f"{settings.edge_configmap!r}")
     if not settings.config_key.strip():
         raise ConfigError("--config-key: expected the key holding srs.conf, e.g. srs.conf")
+    if settings.leader_elect and settings.lease_duration < 3:
+        raise ConfigError(f"--lease-duration: invalid value {settings.lease_duration:g}s: "
+                          "expected 3s or more (the Lease is renewed every third of it)")
     named = {}
     if settings.edge_configmap:
         named[settings.edge_configmap] = EDGE
@@ -154,7 +156,7 @@ async def main(settings: ControllerSettings, defaults: Defaults, named: dict[str
         from agents.kube.lease import LeaseLock  # noqa: PLC0415
 
         lock = LeaseLock(kube, settings.lease_name, namespace, identity,
-                         duration=LEASE_DURATION)
+                         duration=settings.lease_duration)
     log.info("controller starting", extra=fields(
         namespace=namespace, identity=identity,
         configmaps=",".join(f"{n} ({r})" for n, r in named.items()) or f"label {ROLE_LABEL}",

@@ -89,6 +89,25 @@ def values_for(target: Target, vhost: conf.Directive, hosts: Sequence[str]) -> l
     return [address(host, port, DEFAULT_PORTS[protocol]) for host in hosts]
 
 
+def listed_hosts(text: str | None, target: Target) -> tuple[str, ...]:
+    """The hosts the config lists now (ports left out); () when it does not read."""
+    if text is None:
+        return ()
+    try:
+        config = conf.parse(text, target.configmap)
+    except conf.ConfigSyntaxError:
+        return ()
+    hosts: list[str] = []
+    for name in list(target.vhosts) or cluster_vhosts(config, target.role):
+        vhost = config.find_vhost(name)
+        cluster = _cluster(vhost) if vhost is not None else None
+        for directive in cluster.all(target.directive) if cluster is not None else ():
+            for value in directive.args:
+                host, colon, port = value.rpartition(":")
+                hosts.append(host if colon and port.isdigit() else value)
+    return tuple(dict.fromkeys(hosts))
+
+
 def edit_config(text: str | None, target: Target, hosts: Sequence[str], where: str) -> Edit:
     """Set the origin list of every chosen vhost in `text` (the ConfigMap's key)."""
     if not hosts:  # SRS's round robin asserts on an empty origin list: never write one

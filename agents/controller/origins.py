@@ -269,15 +269,19 @@ class Debouncer:
     not listed while down. The list never becomes empty: with no origin to list, the
     last list stays (an edge with no `origin` cannot pull at all, and SRS's round robin
     expects at least one).
+
+    `listed`: what the configs list already (a restarted controller, an origin set seen
+    anew), so an origin down at that moment is held too, not dropped at once.
     """
 
-    def __init__(self, hold: float) -> None:
+    def __init__(self, hold: float, listed: Iterable[str] = ()) -> None:
         self.hold = hold
         self.published: tuple[str, ...] | None = None
+        self._listed_before = frozenset(listed)
         self._down_since: dict[str, float] = {}
 
     def update(self, origins: Sequence[Origin], now: float) -> Decision:
-        listed = set(self.published or ())
+        listed = set(self.published) if self.published is not None else self._listed_before
         hosts: list[str] = []
         held: list[str] = []
         wake_at: float | None = None

@@ -198,26 +198,33 @@ class Controller:
             found = [(str(cm["metadata"]["name"]), cm, None)
                      for cm in self.stores.every_configmap()]
         jobs: list[Job] = []
-        decided: dict[OriginSet, tuple[Decision | None, str]] = {}
+        kept: list[tuple[str, dict[str, Any], Target]] = []
         for name, cm, role in sorted(found, key=lambda item: item[0]):
             if cm is None:
                 jobs.append(Job(name, None, None))
                 continue
             try:
-                target = target_of(cm, self.defaults, role)
+                kept.append((name, cm, target_of(cm, self.defaults, role)))
             except TargetError as exc:
                 jobs.append(Job(name, cm, None, problem=str(exc)))
-                continue
+        decided: dict[OriginSet, tuple[Decision | None, str]] = {}
+        for name, cm, target in kept:
             if target.origins not in decided:
                 observation = self._observe(target.origins)
                 if observation.problem:
                     decided[target.origins] = (None, observation.problem)
                 else:
-                    debouncer = self._debouncers.setdefault(target.origins,
-                                                            Debouncer(self.hold))
+                    if target.origins not in self._debouncers:
+                        # Seen anew (a start, a new leader's first look): what the
+                        # ConfigMaps list counts as listed, so a down origin is held.
+                        before = [host for _, other, t in kept if t.origins == target.origins
+                                  for host in edits.listed_hosts(key_text(other, t.key), t)]
+                        self._debouncers[target.origins] = Debouncer(self.hold, before)
+                    debouncer = self._debouncers[target.origins]
                     decided[target.origins] = (debouncer.update(observation.origins, now), "")
             decision, unknown = decided[target.origins]
             jobs.append(Job(name, cm, target, decision=decision, unknown=unknown))
+        jobs.sort(key=lambda job: job.name)
         for gone in set(self._debouncers) - set(decided):
             del self._debouncers[gone]
             self.metrics.origins.remove(str(gone))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import kmock
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.kube.lease import parse_time
 from tests.standin.harness import free_port
 
 pytestmark = pytest.mark.integration
@@ -600,3 +602,107 @@ async def test_bad_flags_exit_2_naming_the_flag(tmp_path: Path) -> None:
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert b"--origin-statefulset and --origin-selector" in err
+    proc = await asyncio.create_subprocess_exec(
+        AGENT, "controller", "--origin-statefulset", "a", "--lease-duration", "1s",
+        stderr=subprocess.PIPE, env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"--lease-duration: invalid value 1s" in err
+
+
+async def test_a_watch_the_server_ends_is_resumed_from_its_last_resource_version(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """A real API server ends every watch after its timeoutSeconds (the emulator never
+    does): the first EndpointSlice watch here ends after one bookmark, as one would."""
+    await cluster.origin_cluster(replicas=2)
+    first: list[int] = []
+
+    def first_slice_watch(request: kmock.Request) -> bool:
+        if request.action != kmock.action.WATCH or request.resource is None \
+                or request.resource.plural != "endpointslices":
+            return False
+        first[:] = first or [request.id]
+        return bool(request.id == first[0])
+
+    cluster.emulator[first_slice_watch] << {
+        "type": "BOOKMARK", "object": {"kind": "EndpointSlice",
+                                       "apiVersion": "discovery.k8s.io/v1",
+                                       "metadata": {"resourceVersion": "4242"}}}
+    async with running(tmp_path, cluster) as ctl:
+        await cluster.wait_text(EDGE_CM, lambda t: origins_of(t) == hosts(2))
+
+        def slice_requests(action: kmock.action) -> list[kmock.Request]:
+            return [r for r in cluster.emulator if r.action == action
+                    and r.resource is not None and r.resource.plural == "endpointslices"]
+
+        async def resumed() -> bool:
+            return len(slice_requests(kmock.action.WATCH)) >= 2
+        await ctl.wait_for("a second EndpointSlice watch", resumed)
+        watches = slice_requests(kmock.action.WATCH)
+        assert watches[0].params.get("timeoutSeconds") == "300"
+        # resumed from the bookmark's resourceVersion, without listing again
+        assert watches[1].params.get("resourceVersion") == "4242"
+        assert len(slice_requests(kmock.action.LIST)) == 1
+        assert "Kubernetes API fault" not in ctl.log()
+        # and the resumed watch is followed
+        await cluster.scale(3)
+        await cluster.pods(range(3))
+        await cluster.wait_text(EDGE_CM, lambda t: origins_of(t) == hosts(3))
+
+
+async def test_a_killed_leader_is_replaced_once_its_lease_expires(cluster: Cluster,
+                                                                  tmp_path: Path) -> None:
+    """SIGKILL: no release. The standby waits out the Lease (15 s), then leads."""
+    await cluster.origin_cluster(replicas=2)
+    b = Controller(tmp_path, cluster, name="ctl-b")
+    await b.start()
+    assert b.proc is not None
+    try:
+        await b.wait_log("leading")
+        await cluster.wait_text(EDGE_CM, lambda t: origins_of(t) == hosts(2))
+        async with running(tmp_path, cluster, name="ctl-a") as a:
+            await a.wait_ready()
+            b.proc.kill()
+            await b.proc.wait()
+            held = await cluster.get("leases", "srs-controller")
+            assert held["spec"]["holderIdentity"] == "ctl-b"
+            await cluster.scale(3)
+            await cluster.pods(range(3))
+            await a.wait_log("leading: this replica writes", timeout=25)
+            await cluster.wait_text(EDGE_CM, lambda t: origins_of(t) == hosts(3))
+            await cluster.wait_text(ORIGIN_CM, lambda t: origins_of(t) == hosts(3, port=":1985"))
+            lease = await cluster.get("leases", "srs-controller")
+            assert lease["spec"]["holderIdentity"] == "ctl-a"
+            assert lease["spec"]["leaseTransitions"] == held["spec"]["leaseTransitions"] + 1
+            # taken only once the dead leader's last renewal had expired
+            renewed = parse_time(held["spec"]["renewTime"])
+            acquired = parse_time(lease["spec"]["acquireTime"])
+            assert renewed is not None and acquired is not None
+            assert acquired >= renewed + dt.timedelta(
+                seconds=held["spec"]["leaseDurationSeconds"])
+    finally:
+        if b.proc.returncode is None:
+            b.proc.kill()
+            await b.proc.wait()
+
+
+async def test_an_origin_down_when_the_controller_starts_is_held_too(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """A restart must not cut the hold short: what the ConfigMaps list counts as listed."""
+    listed = EDGE_CONF.replace("srs-origin-0.socs;",
+                               "srs-origin-0.socs srs-origin-1.socs srs-origin-2.socs;")
+    coworkers = ORIGIN_CONF.replace(
+        "srs-origin-0.socs:1985;",
+        "srs-origin-0.socs:1985 srs-origin-1.socs:1985 srs-origin-2.socs:1985;")
+    await cluster.origin_cluster(replicas=3, edge=listed, origin=coworkers)
+    await cluster.pods([0, 2], unready=[1])
+    # Without a Lease the first pass already writes: nothing may be written by then.
+    async with running(tmp_path, cluster, "--debounce", "1s", "--leader-elect", "false") as ctl:
+        await ctl.wait_ready()
+        assert cluster.patches(EDGE_CM) == [] and cluster.patches(ORIGIN_CM) == []
+        assert await ctl.value("srs_controller_origins",
+                               origin_set="statefulset/srs-origin") == 3
+        # down past the hold: it leaves
+        await cluster.wait_text(EDGE_CM, lambda t: origins_of(t) == hosts(3, 0, 2))
+        await cluster.wait_text(ORIGIN_CM,
+                                lambda t: origins_of(t) == hosts(3, 0, 2, port=":1985"))

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from agents.controller.edit import INVALID, NOT_EDITABLE, cluster_vhosts, edit_config
+from agents.controller.edit import (
+    INVALID,
+    NOT_EDITABLE,
+    cluster_vhosts,
+    edit_config,
+    listed_hosts,
+)
 from agents.controller.origins import statefulset
 from agents.controller.targets import (
     EDGE,
@@ -182,3 +188,13 @@ def test_targets_from_flags_labels_and_annotations() -> None:
             target_of(bad, defaults)
     with pytest.raises(TargetError, match="no origins named"):
         target_of(cm(), Defaults(), EDGE)
+
+
+def test_listed_hosts_are_read_back_without_ports() -> None:
+    edge = target_of({"metadata": {"name": "e"}}, Defaults(origin_statefulset="s"), EDGE)
+    origin = target_of({"metadata": {"name": "o"}}, Defaults(origin_statefulset="s"), ORIGIN)
+    text = EDGE_CONF.replace("srs-origin-1.socs;", "srs-origin-1.socs:19350 [::1];")
+    assert listed_hosts(text, edge) == ("srs-origin-0.socs", "srs-origin-1.socs", "[::1]")
+    coworkers = edit_config(ORIGIN_CONF, origin, ["x.socs", "y.socs"], "o").text
+    assert listed_hosts(coworkers, origin) == ("x.socs", "y.socs")
+    assert listed_hosts("vhost {", edge) == () and listed_hosts(None, edge) == ()

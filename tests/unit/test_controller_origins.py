@@ -230,3 +230,13 @@ def test_duplicate_hosts_count_once() -> None:
 def test_address_leaves_out_the_default_port() -> None:
     assert address("srs-origin-0.socs", 1935, 1935) == "srs-origin-0.socs"
     assert address("srs-origin-0.socs", 19350, 1935) == "srs-origin-0.socs:19350"
+
+
+def test_what_the_configs_list_already_counts_as_listed() -> None:
+    """A restart does not cut a hold short, nor list a down origin the configs never had."""
+    d = Debouncer(hold=2.0, listed=["a", "b", "10.0.0.9"])
+    first = d.update([o("a"), o("b", DOWN), o("c", DOWN)], now=5.0)
+    assert first.hosts == ("a", "b") and first.held == ("b",) and first.wake_at == 7.0
+    assert d.update([o("a"), o("b", DOWN), o("c", DOWN)], now=7.0).hosts == ("a",)
+    # once something was published, that is what counts
+    assert d.update([o("a"), o("b", DOWN)], now=8.0).hosts == ("a",)
