@@ -62,12 +62,16 @@ def stages(text: str) -> list[Stage]:
 
 
 def pip_command(run: str, verb: str) -> list[str]:
-    """The arguments after `pip VERB` in a RUN line (shell words; `&&` separates commands)."""
+    """The arguments after `pip VERB` (or `pip --python PY VERB`) in a RUN line (shell words;
+    `&&` separates commands)."""
     for command in run.split("&&"):
         words = shlex.split(command)
         for i, word in enumerate(words[:-1]):
-            if word == "pip" and words[i + 1] == verb:
-                return words[i + 2:]
+            rest = words[i + 1:]
+            if word == "pip" and rest[:1] == ["--python"]:
+                rest = rest[2:]
+            if word == "pip" and rest[:1] == [verb]:
+                return rest[1:]
     raise AssertionError(f"no `pip {verb}` in: {run}")
 
 
@@ -140,14 +144,16 @@ def test_wheel_installs_as_the_dockerfile_does_and_every_command_runs(tmp_path: 
                    env=env, check=True, timeout=120)
     assert list(wheels.glob("srs_agents-*.whl")), "no srs-agents wheel was built"
 
-    install_run = run_words(next(r for r in final.all("RUN") if "pip install" in r))
-    venv_dir = re.search(r"python -m venv (\S+)", install_run)
-    assert venv_dir, f"the runtime stage creates no venv: {install_run}"
+    install_run = run_words(next(r for r in final.all("RUN") if " install " in r))
+    venv_dir = re.search(r"python -m venv --without-pip (\S+)", install_run)
+    assert venv_dir, f"the runtime stage creates no venv without pip: {install_run}"
+    assert f"pip --python {venv_dir[1]}/bin/python install" in install_run, (
+        f"the runtime stage does not install into its venv {venv_dir[1]}: {install_run}")
     venv = tmp_path / "venv"
     install_args = [a.replace("/wheels", str(wheels)) for a in pip_command(install_run, "install")]
     assert "--no-index" in install_args, "the runtime stage must install offline from the wheels"
-    # The venv's own pip would be a copy of this one: drive this pip into it (--python), which
-    # spares seconds of ensurepip; the install flags are the Dockerfile's.
+    # As the Dockerfile does: a venv without pip, and this pip installing into it (--python),
+    # with the Dockerfile's install flags.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], env=env,
                    check=True, timeout=60)
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -41,7 +42,10 @@ def parse(args: Sequence[str], env: Mapping[str, str]) -> tuple[str, Any]:
         raise AssertionError(f"srs-agent {' '.join(args)}: unknown command")
     command = args[0]
     cls, _ = settings.COMMANDS[command]
-    parser = argparse.ArgumentParser(prog=f"srs-agent {command}", add_help=False)
+    # No abbreviations: a manifest names every flag in full, so a flag added later cannot make
+    # it ambiguous.
+    parser = argparse.ArgumentParser(prog=f"srs-agent {command}", add_help=False,
+                                     allow_abbrev=False)
     settings.add_arguments(parser, cls)
     stderr = io.StringIO()
     try:
@@ -55,3 +59,9 @@ def parse(args: Sequence[str], env: Mapping[str, str]) -> tuple[str, Any]:
         return command, settings.build(cls, vars(namespace), env)
     except ConfigError as exc:
         raise AssertionError(f"srs-agent {' '.join(args)}: {exc}") from None
+
+
+def env_names(command: str) -> set[str]:
+    """The SRS_AGENT_* variables `srs-agent COMMAND` reads (the env twins of its settings)."""
+    cls, _ = settings.COMMANDS[command]
+    return {settings.env_name(f) for f in dataclasses.fields(cls)}

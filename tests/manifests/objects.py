@@ -13,6 +13,13 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 SRS_IMAGE = re.compile(r"(^|/)ossrs/srs[:@]")
 AGENT_IMAGES = re.compile(r"(^|/)srs-agents/srs-(agent|cleanup)[:@]")
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+# The SRS container's preStop: wait for the drain's done file, at most BOUND seconds of
+# /proc/uptime (monotonic, read by the shell's builtin `read`: no process per tick).
+SRS_WAIT = re.compile(
+    r'read t _ </proc/uptime; end=\$\(\(\$\{t%\.\*\} \+ (?P<bound>\d+)\)\); '
+    r'until \[ -e (?P<file>/\S+) \]; do '
+    r'read t _ </proc/uptime; \[ "\$\{t%\.\*\}" -ge "\$end" \] && break; '
+    r'sleep 0\.2; done')
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,11 @@ def pods(renders: Mapping[str, Sequence[Obj]]) -> Iterator[Pod]:
             if obj["kind"] in WORKLOAD_KINDS:
                 meta, spec = pod_template(obj)
                 yield Pod(scenario, obj, meta, spec)
+
+
+def prestop(container: Obj) -> list[str]:
+    return [str(a) for a in
+            container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])]
 
 
 def env_value(container: Obj, name: str) -> str | None:

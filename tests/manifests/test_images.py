@@ -16,6 +16,7 @@ from tests.manifests.kustomize import REPO, SCENARIOS, Obj
 pytestmark = pytest.mark.integration
 
 IMAGES = REPO / "images"
+REGENERATE = ".venv/bin/python tools/render_images.py"
 NAMES = sorted(p.parent.name for p in SCENARIOS.glob("*/kustomization.yaml"))
 
 
@@ -38,13 +39,13 @@ def svg() -> Callable[[str, list[Obj]], str]:
 def test_picture_matches_the_render(name: str, scenarios: dict[str, list[Obj]],
                                     svg: Callable[[str, list[Obj]], str]) -> None:
     path = IMAGES / f"{name}.svg"
-    assert path.exists(), f"images/{name}.svg is missing: run python tools/render_images.py"
+    assert path.exists(), f"images/{name}.svg is missing: run {REGENERATE}"
     current, wanted = path.read_text().splitlines(), svg(name, scenarios[name]).splitlines()
     if current != wanted:
         line = next((i for i, (a, b) in enumerate(zip(current, wanted, strict=False)) if a != b),
                     min(len(current), len(wanted)))
         pytest.fail(f"images/{name}.svg is out of date with manifests/scenarios/{name} "
-                    f"(first difference at line {line + 1}): run python tools/render_images.py",
+                    f"(first difference at line {line + 1}): run {REGENERATE}",
                     pytrace=False)
 
 

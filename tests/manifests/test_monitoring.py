@@ -10,8 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from agents.settings import parse_duration
+from tests.manifests.agentcli import container_env, parse
 from tests.manifests.kustomize import MANIFESTS, REPO, Obj
-from tests.manifests.objects import AGENT_IMAGES, pods
+from tests.manifests.objects import AGENT_IMAGES, pods, prestop
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +136,38 @@ def test_dashboard_configmap_carries_the_file(renders: Renders) -> None:
     assert len(ids) == len(set(ids)), "panel ids repeat"
     assert all(p.get("datasource", {}).get("uid") == "${datasource}"
                for p in doc["panels"] if p["type"] != "row")
+
+
+def test_drain_alert_fires_before_the_deadline(renders: Renders) -> None:
+    """SrsDrainNearDeadline's threshold lies between the end of the pre-stop delay and the
+    soft deadline of the component's drain (an alert after the deadline could never fire)."""
+    rule = next(r for g in monitoring(renders)["PrometheusRule"]["spec"]["groups"]
+                for r in g["rules"] if r.get("alert") == "SrsDrainNearDeadline")
+    found = re.search(r"srs_agent_drain_duration_seconds > (\d+(?:\.\d+)?)", rule["expr"])
+    assert found, rule["expr"]
+    threshold = float(found[1])
+    checked = 0
+    for pod in pods({"scenarios/srs-with-nginx": renders["scenarios/srs-with-nginx"]}):
+        sidecar = pod.container("srs-agent")
+        if sidecar is None:
+            continue
+        _, drain = parse(prestop(sidecar)[1:], {})
+        deadline = drain.deadline or drain.grace_period - drain.deadline_margin
+        assert drain.pre_stop_delay < threshold < deadline, (threshold, deadline)
+        checked += 1
+    assert checked
+
+
+def test_a_scrape_comes_within_the_sidecars_final_wait(renders: Renders) -> None:
+    """After a drain the sidecar waits --final-scrape-wait for one scrape of the outcome before
+    it exits: the PodMonitor must scrape at least that often."""
+    interval = parse_duration(
+        monitoring(renders)["PodMonitor"]["spec"]["podMetricsEndpoints"][0]["interval"])
+    waits = set()
+    for pod in pods(renders):
+        sidecar = pod.container("srs-agent")
+        if sidecar is not None and sidecar.get("args", [])[:1] == ["sidecar"]:
+            _, settings = parse(sidecar["args"], container_env(pod, sidecar))
+            waits.add(settings.final_scrape_wait)
+    assert waits, "no sidecar in any render"
+    assert interval <= min(waits), (interval, waits)

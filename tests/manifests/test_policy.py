@@ -15,11 +15,16 @@ import yaml
 
 import agents
 from agents import cli
+from agents.drain import default_state_file
+from agents.drain_plan import plan_times, plan_warnings
+from agents.errors import ConfigError
+from agents.settings import ENV_PREFIX
 from agents.srs import conf
-from tests.manifests.agentcli import container_env, parse
+from tests.manifests.agentcli import container_env, env_names, parse
 from tests.manifests.kustomize import MANIFESTS, Obj
 from tests.manifests.objects import (
     AGENT_IMAGES,
+    SRS_WAIT,
     Pod,
     effective,
     env_value,
@@ -27,6 +32,7 @@ from tests.manifests.objects import (
     key,
     pod_template,
     pods,
+    prestop,
     selects,
 )
 
@@ -36,8 +42,8 @@ Renders = dict[str, list[Obj]]
 
 RUN_DIR = "/run/srs-agents"
 DONE_FILE = f"{RUN_DIR}/drained"
-SRS_PRESTOP = ["/bin/sh", "-c", f"until [ -e {DONE_FILE} ]; do sleep 0.2; done"]
 HTML_DIR = "/usr/local/srs/objs/nginx/html"
+AGENT_COMMAND = re.compile(r"(^|[\s/;&|(])srs-agent($|[\s;&|)])")  # in a shell line too
 METRICS_PORT = 9973
 SRS_API_PORT = 1985
 # SRS notices SIGINT within a second (its main loop polls once per second), then runs
@@ -60,19 +66,21 @@ EXTERNAL = {
     "scenarios/cleanup-deployment": {"PersistentVolumeClaim/pvc-nas"},
     "scenarios/demo-publisher": {"Service/srs-origin-service"},
 }
-# The only API access any agent has: (apiGroup, resource) -> verbs, as agents/kube calls the
-# API (ConfigMap: read, then watch; the controller lists and watches its ConfigMaps by name;
-# Lease: read, create, merge-patch; Event: create) and the controller's origin discovery.
-# Every ConfigMap and Lease verb but create names its objects.
+# The only API access any agent has: (apiGroup, resource) -> verbs, as agents/kube and
+# agents/controller call the API: ConfigMaps read, listed and watched by name (a metadata.name
+# field selector), merge-patched by the controller; Leases read, created, merge-patched;
+# Events created; the origins (StatefulSets, Services, EndpointSlices) listed and watched.
+# Every ConfigMap and Lease verb but create names its objects. test_rbac_requests checks the
+# Roles against the requests the agents really make.
 RBAC_ALLOWED: dict[tuple[str, str], set[str]] = {
-    ("", "configmaps"): {"get", "list", "watch", "update", "patch"},
+    ("", "configmaps"): {"get", "list", "watch", "patch"},
     ("", "events"): {"create"},
-    ("", "services"): {"get", "list", "watch"},
-    ("apps", "statefulsets"): {"get", "list", "watch"},
-    ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
+    ("", "services"): {"list", "watch"},
+    ("apps", "statefulsets"): {"list", "watch"},
+    ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
     ("coordination.k8s.io", "leases"): {"get", "create", "patch"},
 }
-RBAC_NAMED = {("", "configmaps"): {"get", "list", "watch", "update", "patch"},
+RBAC_NAMED = {("", "configmaps"): {"get", "list", "watch", "patch"},
               ("coordination.k8s.io", "leases"): {"get", "patch"}}
 
 
@@ -84,13 +92,25 @@ def srs_pods(renders: Renders) -> Iterator[Pod]:
     return (p for p in pods(renders) if p.srs_containers())
 
 
-def prestop(container: Obj) -> list[str]:
-    return [str(a) for a in
-            container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])]
-
-
 def mounts(container: Obj) -> dict[str, Obj]:
     return {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+
+
+def srs_wait(container: Obj) -> tuple[str, int] | None:
+    """(done file, bound in seconds) of the SRS container's preStop, or None if it is not the
+    bounded wait for the drain."""
+    command = prestop(container)
+    if len(command) != 3 or command[:2] != ["/bin/sh", "-c"]:
+        return None
+    found = SRS_WAIT.fullmatch(command[2])
+    return (found["file"], int(found["bound"])) if found else None
+
+
+def volume_at(container: Obj, path: str) -> Obj | None:
+    """The volume mount under which `path` lies in this container (the deepest one)."""
+    found = [m for m in container.get("volumeMounts", [])
+             if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")]
+    return max(found, key=lambda m: len(m["mountPath"]), default=None)
 
 
 def srs_configs(renders: Renders) -> Iterator[tuple[str, str, str]]:
@@ -162,8 +182,10 @@ def test_every_srs_workload_has_the_agents(renders: Renders) -> None:
         elif srs is not None and mounts(copy)[HTML_DIR]["name"] != mounts(srs).get(
                 HTML_DIR, {}).get("name"):
             problems.append(f"{where}: copy-html seeds another volume than SRS serves")
-        if srs is None or prestop(srs) != SRS_PRESTOP:
-            problems.append(f"{where}: srs preStop is not {SRS_PRESTOP}")
+        wait = srs_wait(srs) if srs is not None else None
+        if wait is None or wait[0] != DONE_FILE:
+            problems.append(f"{where}: srs preStop is not the bounded wait for {DONE_FILE} "
+                            f"({SRS_WAIT.pattern})")
         if prestop(sidecar)[:2] != ["srs-agent", "drain"]:
             problems.append(f"{where}: srs-agent preStop is not `srs-agent drain`")
         elif drain_settings(pod).done_file != DONE_FILE:
@@ -215,31 +237,87 @@ def test_srs_reads_the_file_the_sidecar_validates(renders: Renders) -> None:
 
 
 def test_drain_deadline_fits_the_grace_period(renders: Renders) -> None:
-    """--grace-period is the pod's terminationGracePeriodSeconds, and the drain's deadline plus
-    its margin fit in it, the margin covering SRS's final wait after SIGINT."""
+    """--grace-period is the pod's terminationGracePeriodSeconds; the drain's deadline plus its
+    margin fit in it, the margin covering SRS's exit after SIGINT and then the sidecar's
+    --final-scrape-wait (the sidecar gets SIGTERM when the drain returns); SRS's own preStop
+    gives up after the drain's deadline and early enough for SRS to quit before the SIGKILL."""
     problems = []
     checked = 0
     for pod in srs_pods(renders):
-        if pod.container("srs-agent") is None or pod.container("srs") is None:
+        srs, sidecar = pod.container("srs"), pod.container("srs-agent")
+        if srs is None or sidecar is None:
             continue
         drain = drain_settings(pod)
+        _, side = parse(sidecar["args"], container_env(pod, sidecar))
         grace = float(pod.spec.get("terminationGracePeriodSeconds", 30))
-        srs = pod.container("srs")
-        assert srs is not None
-        final_wait = float(env_value(srs, "SRS_GRACE_FINAL_WAIT") or 0) / 1000
+        start_wait = float(env_value(srs, "SRS_GRACE_START_WAIT") or 2300) / 1000
+        final_wait = float(env_value(srs, "SRS_GRACE_FINAL_WAIT") or 3200) / 1000
+        srs_exit = SIGNAL_LATENCY + final_wait + EXIT_SLACK  # after SIGINT
         deadline = drain.deadline or grace - drain.deadline_margin
         checked += 1
         if drain.grace_period != grace:
             problems.append(f"{pod.where}: drain --grace-period {drain.grace_period:g} != "
                             f"terminationGracePeriodSeconds {grace:g}")
-        if deadline <= 0 or deadline + drain.deadline_margin > grace:
-            problems.append(f"{pod.where}: deadline {deadline:g}s + margin "
-                            f"{drain.deadline_margin:g}s exceeds the grace period {grace:g}s")
-        if drain.deadline_margin < final_wait + SIGNAL_LATENCY + EXIT_SLACK:
-            problems.append(f"{pod.where}: margin {drain.deadline_margin:g}s is shorter than "
-                            f"SRS's final wait {final_wait:g}s + {SIGNAL_LATENCY + EXIT_SLACK:g}s")
+        if deadline <= 0 or grace - deadline < srs_exit + side.final_scrape_wait:
+            problems.append(
+                f"{pod.where}: the drain's deadline {deadline:g}s leaves {grace - deadline:g}s "
+                f"of the grace period {grace:g}s; SRS's exit after SIGINT ({srs_exit:g}s) and "
+                f"the sidecar's --final-scrape-wait ({side.final_scrape_wait:g}s) need more")
         if drain.pre_stop_delay >= deadline:
             problems.append(f"{pod.where}: --pre-stop-delay reaches the deadline")
+        try:  # what the drain itself checks at start, and warns about
+            times = plan_times(drain.deadline, drain.grace_period, drain.deadline_margin,
+                               drain.pre_stop_delay)
+            problems += [f"{pod.where}: drain warns: {w}"
+                         for w in plan_warnings(times, final_wait)]
+        except ConfigError as exc:
+            problems.append(f"{pod.where}: drain refuses its settings: {exc}")
+        wait = srs_wait(srs)
+        if wait is None:
+            continue  # reported by test_every_srs_workload_has_the_agents
+        bound = wait[1]
+        if bound < deadline + srs_exit:
+            problems.append(f"{pod.where}: SRS's preStop gives up after {bound}s, before a "
+                            f"drain that reaches its deadline ({deadline:g}s) has ended "
+                            f"(+{srs_exit:g}s)")
+        srs_quit = SIGNAL_LATENCY + start_wait + final_wait + EXIT_SLACK  # after SIGTERM
+        if bound + srs_quit > grace:
+            problems.append(f"{pod.where}: SRS's preStop waits up to {bound}s: with no drain, "
+                            f"SRS's SIGTERM comes too late to quit ({srs_quit:g}s) inside the "
+                            f"grace period {grace:g}s")
+    assert checked, "no SRS pod with a drain"
+    fail_if(problems)
+
+
+def test_drain_files_are_shared(renders: Renders) -> None:
+    """The drain's done file is what SRS's preStop waits for and what the sidecar clears at
+    start; the drain's state file (beside the done file) is what the sidecar exports; all of
+    them on one writable volume that both containers mount at the same place."""
+    problems = []
+    checked = 0
+    for pod in srs_pods(renders):
+        srs, sidecar = pod.container("srs"), pod.container("srs-agent")
+        wait = srs_wait(srs) if srs is not None else None
+        if srs is None or sidecar is None or wait is None:
+            continue  # reported by test_every_srs_workload_has_the_agents
+        checked += 1
+        drain = drain_settings(pod)
+        _, side = parse(sidecar["args"], container_env(pod, sidecar))
+        state = default_state_file(drain)
+        for what, path, wanted in (("sidecar --drain-done-file", side.drain_done_file,
+                                    drain.done_file),
+                                   ("SRS's preStop", wait[0], drain.done_file),
+                                   ("sidecar --drain-state-file", side.drain_state_file, state)):
+            if not path or path != wanted:
+                problems.append(f"{pod.where}: {what} is {path!r}, the drain writes {wanted!r}")
+        for path in {drain.done_file, state}:
+            where = [(c["name"], volume_at(c, path)) for c in (srs, sidecar)]
+            names = {m["name"] if m else None for _, m in where}
+            if None in names or len(names) != 1:
+                problems.append(f"{pod.where}: {path} is not on one volume in both "
+                                f"containers: {where}")
+            elif any(m is not None and m.get("readOnly") for _, m in where[1:]):
+                problems.append(f"{pod.where}: the sidecar mounts {path} read-only")
     assert checked, "no SRS pod with a drain"
     fail_if(problems)
 
@@ -300,25 +378,60 @@ def test_example_configs_pass_check_config(renders: Renders, tmp_path: Path) -> 
     fail_if(failed)
 
 
+def exec_commands(container: Obj) -> Iterator[tuple[str, list[str]]]:
+    """(where, command) of every exec the kubelet runs in a container: hooks and probes."""
+    for hook in ("postStart", "preStop"):
+        command = container.get("lifecycle", {}).get(hook, {}).get("exec", {}).get("command")
+        if command:
+            yield hook, [str(a) for a in command]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        command = container.get(probe, {}).get("exec", {}).get("command")
+        if command:
+            yield probe, [str(a) for a in command]
+
+
 def test_agent_command_lines_parse(renders: Renders) -> None:
-    """Every `srs-agent ...` in a container or a hook, with the container's env, is accepted
-    by the agents' own settings (so no flag is misspelt and no value out of range)."""
+    """Every `srs-agent ...` of a container, hook or probe, with the container's env, is accepted
+    by the agents' own settings: each flag spelt in full, each value in range. Every SRS_AGENT_*
+    variable of a container is read by a command that runs there (an unknown one is ignored by
+    the agents, so a misspelt name would silently do nothing)."""
     problems = []
     count = 0
     for pod in pods(renders):
         for c in pod.containers():
+            where = f"{pod.where}: {c['name']}"
             env = container_env(pod, c)
-            lines = []
-            if [str(a) for a in c.get("command", [])] == ["srs-agent"]:
-                lines.append([str(a) for a in c.get("args", [])])
-            if prestop(c)[:1] == ["srs-agent"]:
-                lines.append(prestop(c)[1:])
-            for args in lines:
+            command = [str(a) for a in c.get("command", [])]
+            lines: list[tuple[str, list[str]]] = []
+            if AGENT_IMAGES.search(c.get("image", "")) and command != ["srs-agent"]:
+                problems.append(f"{where}: an agent image with command {command}, not "
+                                "[srs-agent] (the command line must be explicit here)")
+            if command[:1] == ["srs-agent"]:
+                lines.append(("args", command[1:] + [str(a) for a in c.get("args", [])]))
+            for what, line in exec_commands(c):
+                if line[:1] == ["srs-agent"]:
+                    lines.append((what, line[1:]))
+                elif any(AGENT_COMMAND.search(word) for word in line):
+                    problems.append(f"{where}: {what} runs srs-agent through {line[0]}; run "
+                                    "it directly so its flags can be checked")
+            if any("SRS_AGENT_" in (e.get("prefix") or "") or "prefix" not in e
+                   for e in c.get("envFrom", [])):
+                problems.append(f"{where}: envFrom may set SRS_AGENT_* variables that cannot "
+                                "be checked; use env")
+            known: set[str] = set()
+            for what, args in lines:
                 count += 1
                 try:
-                    parse(args, env)
+                    command_name, _ = parse(args, env)
                 except AssertionError as exc:
-                    problems.append(f"{pod.where}: {c['name']}: {exc}")
+                    problems.append(f"{where}: {what}: {exc}")
+                    continue
+                known |= env_names(command_name)
+            names = {str(e["name"]) for e in c.get("env", [])}
+            for name in sorted(n for n in names if n.startswith(ENV_PREFIX)):
+                if name not in known:
+                    problems.append(f"{where}: env {name} is read by none of its commands "
+                                    f"({', '.join(w for w, _ in lines) or 'none'})")
     assert count, "no srs-agent command in any render"
     fail_if(problems)
 
