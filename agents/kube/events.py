@@ -56,10 +56,14 @@ def event_body(
     }
 
 
-def has_api_access() -> bool:
-    """Whether an API server is configured (in a pod, or a kubeconfig), without importing
-    the client."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def has_api_access(token_path: str = SERVICE_ACCOUNT_TOKEN) -> bool:
+    """Whether an API server is configured (in a pod with a service account token, or a
+    kubeconfig), without importing the client. A pod that mounts no token (volume mode,
+    `automountServiceAccountToken: false`) has none, though KUBERNETES_SERVICE_HOST is set."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(token_path):
         return True
     paths = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     return any(os.path.isfile(p) for p in paths.split(os.pathsep) if p)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from agents.kube.configmap_source import decode_data
-from agents.kube.events import MESSAGE_LIMIT, event_body
+from agents.kube.events import MESSAGE_LIMIT, event_body, has_api_access
 
 
 def test_decode_data_takes_text_and_binary_keys() -> None:
@@ -30,3 +33,13 @@ def test_event_body_names_the_pod_and_caps_the_message() -> None:
     assert body["firstTimestamp"] == "2026-01-02T03:04:05Z"
     assert body["eventTime"] == "2026-01-02T03:04:05.600000Z"
     assert body["source"] == {"component": "srs-agent"}
+
+
+def test_api_access_needs_a_token_in_a_pod(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    token = tmp_path / "token"
+    assert not has_api_access(str(token))  # volume mode: no token mounted
+    token.write_text("t")
+    assert has_api_access(str(token))
