@@ -66,6 +66,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = build(cls, vars(args), environ)
     except ConfigError as exc:
         print(f"srs-agent {command}: {exc}", file=sys.stderr)
+        if command == "drain":  # SRS's preStop waits for the done-file: release it anyway
+            from agents.drain import release_after_bad_settings  # noqa: PLC0415
+
+            problem = release_after_bad_settings(vars(args), environ)
+            if problem:
+                print(f"srs-agent {command}: {problem}", file=sys.stderr)
         return ConfigError.exit_code
     setup_logging(settings.log_level, settings.log_format, command)
     try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -28,10 +29,10 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -58,7 +59,7 @@ from agents.drain_plan import (
 from agents.errors import ConfigError
 from agents.runtime import lifecycle
 from agents.runtime.logs import fields
-from agents.settings import DrainSettings
+from agents.settings import DrainSettings, env_name
 from agents.srs import conf
 from agents.srs.netstat import ProcNetError, read_connections
 from agents.srs.process import SrsProcessGone, SrsProcessNotFound, find_srs, signal_srs, wait_exit
@@ -92,6 +93,41 @@ def command(settings: DrainSettings) -> int:
         # adds ~50-100 ms between SRS's exit and ours, which the kubelet waits out before
         # it stops the sidecar; frozen objects are simply freed with the process.
         gc.freeze()
+
+
+def release_after_bad_settings(
+    args: Mapping[str, Any], environ: Mapping[str, str]
+) -> str | None:
+    """When drain's settings do not parse, still write the done-file (from the raw
+    --done-file flag, or its env twin) and count a `failed` drain in the state file.
+
+    SRS's preStop waits for that file: without it a typo in one drain setting would
+    hold every pod deletion for the whole grace period and end in the kubelet's
+    SIGKILL of SRS. Returns a problem to report, or None.
+    """
+    done_field = next(f for f in dataclasses.fields(DrainSettings) if f.name == "done_file")
+    done = args.get(done_field.name)
+    if done is None:
+        done = environ.get(env_name(done_field), "")
+    if not done:
+        return None
+    try:
+        write_atomically(done, f"{Outcome.FAILED.value}\n")
+    except OSError as exc:
+        return (f"cannot write --done-file {done}: {exc}; SRS's preStop will wait until the "
+                "end of the grace period")
+    state_file = os.path.join(os.path.dirname(done) or ".", STATE_FILE_NAME)
+    outcomes, kicked_total = carry_over(read_state_file(state_file))
+    outcomes[Outcome.FAILED.value] = outcomes.get(Outcome.FAILED.value, 0) + 1
+    now = time.time()
+    state = DrainState(phase="done", started_at=now, updated_at=now,
+                       outcome=Outcome.FAILED.value, outcomes=outcomes,
+                       kicked_total=kicked_total)
+    try:
+        write_atomically(state_file, state.to_json())
+    except OSError as exc:
+        return f"cannot write the drain state file {state_file}: {exc}"
+    return None
 
 
 def process_age(proc_root: str = "/proc") -> float:
@@ -264,7 +300,7 @@ class _Drain:
             return self._gone(pid, "before the quit signal")
         self._phase("draining")
         if await self._follow(exited, times):
-            self._read_connections()
+            self._srs_exited()
             log.info("SRS drained and exited after %.1fs", self.elapsed(),
                      extra=fields(pid=pid, seconds=round(self.elapsed(), 3)))
             return Outcome.DRAINED
@@ -404,7 +440,11 @@ class _Drain:
         return ports, final_wait_seconds(config)
 
     def _read_connections(self) -> dict[int, int]:
-        """Read /proc/net/tcp*; updates the state's connections and listening."""
+        """Read /proc/net/tcp*; updates the state's connections and listening.
+
+        Connections are those SRS still holds: ESTABLISHED, and CLOSE_WAIT (the client
+        has gone, SRS has not closed its socket yet). SRS's graceful quit waits for its
+        connection objects, and each keeps its socket open until it is freed."""
         if not self.ports:
             return {}
         try:
@@ -415,9 +455,16 @@ class _Drain:
                 log.warning("cannot count connections: %s", exc, extra=fields(error=str(exc)))
             self.state.connections = self.state.listening = None
             return {}
-        self.state.connections = counts.total_established
+        self.state.connections = counts.total_held
         self.state.listening = counts.any_listening
-        return dict(counts.established)
+        return counts.held
+
+    def _srs_exited(self) -> None:
+        """SRS has exited, and the kernel closed every socket it held: none is left.
+        Not read from /proc/net/tcp*: parsing it (thousands of lines on a busy edge)
+        would only delay the done-file and our return."""
+        if self.state.connections is not None:
+            self.state.connections, self.state.listening = 0, False
 
     # -- files --------------------------------------------------------------------
 

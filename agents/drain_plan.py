@@ -325,8 +325,8 @@ def metric_families(state: DrainState | None) -> list[Metric]:
     if state.connections is not None:
         families.append(GaugeMetricFamily(
             "srs_agent_drain_connections",
-            "Client connections left on SRS's ports (ESTABLISHED in /proc/net/tcp*) at the "
-            "drain's last reading.",
+            "Client connections SRS still holds on its ports (ESTABLISHED or CLOSE_WAIT in "
+            "/proc/net/tcp*: what its graceful quit waits for) at the drain's last reading.",
             value=float(state.connections),
         ))
     if state.connections_before_quit is not None:

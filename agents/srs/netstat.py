@@ -14,7 +14,7 @@ import socket
 import struct
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agents.errors import PermanentError
@@ -56,10 +56,23 @@ class ProcNetError(PermanentError):
 class ConnectionCounts:
     established: Mapping[int, int]  # port -> inbound ESTABLISHED connections
     listening: Mapping[int, int]  # port -> LISTEN sockets (several with SO_REUSEPORT)
+    close_wait: Mapping[int, int] = field(default_factory=dict)  # port -> inbound CLOSE_WAIT
 
     @property
     def total_established(self) -> int:
         return sum(self.established.values())
+
+    @property
+    def held(self) -> dict[int, int]:
+        """Per port, the connections SRS still holds: ESTABLISHED, and CLOSE_WAIT (the
+        client has closed, SRS has not closed its socket yet). SRS's graceful quit waits
+        for exactly these: each is a connection object whose socket is still open."""
+        return {port: count + self.close_wait.get(port, 0)
+                for port, count in self.established.items()}
+
+    @property
+    def total_held(self) -> int:
+        return sum(self.held.values())
 
     @property
     def any_listening(self) -> bool:
@@ -155,5 +168,7 @@ def read_connections(ports: Iterable[int], proc_root: str = "/proc") -> Connecti
         except ProcNetError as exc:
             raise ProcNetError(f"{path}: {exc}") from None
     return ConnectionCounts(
-        established=count_established(entries, wanted), listening=listening(entries, wanted)
+        established=count_established(entries, wanted),
+        listening=listening(entries, wanted),
+        close_wait=_count(entries, wanted, TcpState.CLOSE_WAIT),
     )

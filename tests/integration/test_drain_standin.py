@@ -8,12 +8,16 @@ test, which keeps SRS's 1 s tick and the capture config's 700/800 ms waits.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import json
 import os
 import re
 import signal
+import socket
+import struct
 import sys
+import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,8 +26,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from agents.drain import run_drain
-from agents.drain_plan import EXIT_RESERVE
+from agents.drain import release_after_bad_settings, run_drain
+from agents.drain_plan import EXIT_RESERVE, DrainState
 from agents.settings import DrainSettings
 from tests.standin.harness import StandIn
 
@@ -144,6 +148,7 @@ async def test_players_leave_and_drain_returns_as_srs_exits(
     state = drain.state()
     assert state["outcome"] == "drained" and state["phase"] == "done"
     assert state["connections_before_quit"] == 3
+    assert state["connections"] == 0 and state["listening"] is False  # SRS holds nothing
     assert state["outcomes"] == {"drained": 1}
     assert 28 < state["grace_ends_at"] - state["started_at"] <= 30  # from the process start
     progress = [x for x in drain.logs() if x["msg"].startswith("draining:")]
@@ -152,6 +157,64 @@ async def test_players_leave_and_drain_returns_as_srs_exits(
     assert "seconds_to_deadline" in progress[0]
     assert not srs.events("signal_ignored")
     assert [e["name"] for e in srs.events("signal")] == ["SIGQUIT"]
+
+
+def send_queue(local_port: int, remote_port: int) -> int:
+    """Bytes the kernel holds unsent or unacknowledged on one IPv4 socket (tx_queue)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if (int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)) == (
+                local_port, remote_port):
+            return int(fields[4].split(":")[0], 16)
+    return 0
+
+
+def unread(sock: socket.socket) -> int:
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0])
+
+
+async def test_a_half_closed_player_srs_still_holds_counts_as_left(
+    standin: StandInFactory, tmp_path: Path
+) -> None:
+    """A player that stopped reading and then closed its side: SRS, blocked writing to it,
+    holds the socket in CLOSE_WAIT and its graceful quit waits for it, so the drain must
+    count it as a connection left."""
+    srs = await standin()
+    publisher = srs.connect_publisher("live", "s1")
+    await srs.wait_clients(1)
+    player = socket.socket()
+    player.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    player.connect(("127.0.0.1", srs.http_port))
+    player.sendall(b"GET /live/s1.flv HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await srs.wait_clients(2)
+    # far more than the player's buffers hold: SRS's writes to it block
+    await asyncio.to_thread(publisher.sendall, bytes(8 << 20))
+    player_port = player.getsockname()[1]
+    for _ in range(500):
+        if unread(player) and send_queue(srs.http_port, player_port):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    player.shutdown(socket.SHUT_WR)  # the client has gone; SRS has not noticed
+
+    drain = await start_drain(srs, tmp_path / "run", "--grace-period", "30")
+    try:
+        await srs.wait_event("quit_requested")
+        srs.close(publisher)
+        # SRS waits for the player alone now
+        waiting = await srs.wait_event("drain_wait", conns=1)
+        for _ in range(500):
+            state = drain.state() if drain.state_file.exists() else {}
+            if state.get("updated_at", 0) > waiting["wall"] + 0.1:
+                break
+            await asyncio.sleep(0.02)
+        assert state["phase"] == "draining"
+        assert state["connections"] == 1
+    finally:
+        srs.close(player)  # unread data: a reset, which ends SRS's write
+    assert await drain.wait() == 0, drain.stderr
+    progress = [x for x in drain.logs() if x["msg"].startswith("draining:")]
+    assert any(x["by_port"][str(srs.http_port)] == 1 for x in progress), drain.stderr
 
 
 async def test_faithful_stuck_player_hits_the_deadline(
@@ -306,3 +369,51 @@ async def test_settings_that_cannot_work_exit_2_and_still_release_srs(tmp_path: 
     assert proc.returncode == 2
     assert "--pre-stop-delay 5s" in err.decode()
     assert done.read_text() == "failed\n"  # SRS's preStop is not left waiting
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--grace-period", "abc", "--done-file", "{done}"], {}, "--grace-period: invalid"),
+        ([], {"SRS_AGENT_DEADLINE_MARGIN": "5x", "SRS_AGENT_DONE_FILE": "{done}"},
+         "SRS_AGENT_DEADLINE_MARGIN: invalid"),
+    ],
+)
+async def test_a_setting_that_does_not_parse_still_releases_srs(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    """The SRS container's preStop waits for the done-file whatever went wrong."""
+    done = tmp_path / "run" / "drained"
+    done.parent.mkdir()
+    (done.parent / "drain.json").write_text(DrainState(
+        phase="done", outcome="drained", outcomes={"drained": 2}, kicked_total=5).to_json())
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SRS_AGENT_")}
+    environ |= {k: v.format(done=done) for k, v in env.items()}
+    proc = await asyncio.create_subprocess_exec(
+        AGENT, "drain", *[a.format(done=done) for a in args], env=environ,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert named in err.decode()
+    assert done.read_text() == "failed\n"
+    state = json.loads((done.parent / "drain.json").read_text())
+    assert state["outcome"] == "failed" and state["phase"] == "done"
+    assert state["outcomes"] == {"drained": 2, "failed": 1}
+    assert state["kicked_total"] == 5
+
+
+def test_bad_settings_without_a_done_file_write_nothing(tmp_path: Path) -> None:
+    assert release_after_bad_settings({"done_file": None}, {}) is None
+    # an empty flag turns the done-file off, whatever the env says
+    env = {"SRS_AGENT_DONE_FILE": str(tmp_path / "drained")}
+    assert release_after_bad_settings({"done_file": ""}, env) is None
+    assert not (tmp_path / "drained").exists()
+
+
+def test_bad_settings_and_an_unwritable_done_file_say_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    problem = release_after_bad_settings({"done_file": str(blocker / "drained")}, {})
+    assert problem is not None
+    assert f"cannot write --done-file {blocker / 'drained'}" in problem

@@ -125,7 +125,8 @@ def test_read_connections_from_a_proc_tree(tmp_path: Path) -> None:
     root = write_net(tmp_path / "proc", TCP, TCP6)
     counts = read_connections([V4_PORT, V6_PORT], proc_root=root)
     # the recorded text is little-endian, as this (x86_64/arm64) host is
-    assert counts == ConnectionCounts({V4_PORT: 1, V6_PORT: 2}, {V4_PORT: 1, V6_PORT: 1})
+    assert counts == ConnectionCounts({V4_PORT: 1, V6_PORT: 2}, {V4_PORT: 1, V6_PORT: 1},
+                                      {V4_PORT: 0, V6_PORT: 0})
     assert counts.total_established == 3
     assert counts.any_listening
 
@@ -144,6 +145,14 @@ def test_read_connections_names_the_bad_file(tmp_path: Path) -> None:
     root = write_net(tmp_path / "proc", TCP, "   0: nonsense\n")
     with pytest.raises(ProcNetError, match=r"net/tcp6: line 1"):
         read_connections([1935], proc_root=root)
+
+
+def test_close_wait_is_still_held_by_srs() -> None:
+    """The client closed, SRS has not: SRS's graceful quit still waits for it."""
+    counts = ConnectionCounts({1935: 1, 8080: 0}, {1935: 0, 8080: 0}, {1935: 0, 8080: 2})
+    assert counts.total_established == 1
+    assert counts.held == {1935: 1, 8080: 2}
+    assert counts.total_held == 3
 
 
 def test_no_listener_left() -> None:
