@@ -5,6 +5,8 @@ idempotent (a rerun of the same source writes nothing), upgrade-aware (files it 
 follow the source; files it did not install are never touched) and never half-visible
 (each file is written to a temp name in its own directory, then renamed into place; the
 marker is written last). Several pods may run it at once on one volume, NFS included.
+A run that stops between its first rename and its marker leaves its intent file, so the
+files it renamed stay copy-html's (see agents/htmlcopy_plan.py).
 
 The source's version is read from `<from>.version` (beside the tree, so it is not served);
 without it the source is identified by hashing every file.
@@ -20,9 +22,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from errno import ELOOP, ENOENT, ENOTDIR
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from agents.errors import ConfigError, PermanentError
 from agents.htmlcopy_plan import (
@@ -30,6 +31,8 @@ from agents.htmlcopy_plan import (
     COPY,
     DIR,
     FILE,
+    INTENT_PREFIX,
+    INTENT_SUFFIX,
     KEEP,
     MARKER_NAME,
     MISSING,
@@ -51,11 +54,15 @@ from agents.htmlcopy_plan import (
     build_marker,
     content_source_id,
     count,
+    decode_intent,
     decode_marker,
+    encode_intent,
     encode_marker,
     format_plan,
     install_order,
+    is_intent,
     is_reserved,
+    is_stale_intent,
     is_stale_temp,
     is_up_to_date,
     plan,
@@ -248,30 +255,90 @@ class TargetReader:
         return self.state(rel, with_hash=False).signature()
 
 
-def read_marker_bytes(dst: str) -> bytes:
-    """The marker's raw bytes; b"" when there is none."""
-    path = _join(dst, MARKER_NAME)
+_MAX_OWN_FILE = 16 << 20
+"""A marker of the default html is some 20 kB; anything near this is not one of ours."""
+
+
+def _read_own(path: str) -> tuple[bytes, float] | None:
+    """(bytes, ctime) of a marker or intent file; None when there is none.
+
+    Others write to this volume: a symlink is not followed, a FIFO or device is not
+    read (MarkerError), so no path put there can hang or exhaust the run.
+    """
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return b""
+        return None
     except OSError as exc:
+        if exc.errno == ELOOP:
+            raise MarkerError("a symlink, not a file copy-html wrote") from None
         raise CopyError(f"cannot read {path}: {exc.strerror or exc}", path) from exc
+    with open(fd, "rb") as f, _failing_as("read", path):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MarkerError("not a regular file")
+        data = f.read(_MAX_OWN_FILE + 1)
+    if len(data) > _MAX_OWN_FILE:
+        raise MarkerError(f"larger than {_MAX_OWN_FILE} bytes")
+    return data, st.st_ctime
+
+
+def read_marker_bytes(dst: str) -> bytes:
+    """The marker's raw bytes; b"" when there is none. MarkerError when not a file."""
+    got = _read_own(_join(dst, MARKER_NAME))
+    return got[0] if got else b""
 
 
 def read_marker(dst: str) -> Marker | None:
     """The marker's content; None when absent or unusable."""
-    data = read_marker_bytes(dst)
-    if not data:
-        return None
     path = _join(dst, MARKER_NAME)
     try:
-        return decode_marker(data)
+        data = read_marker_bytes(dst)
+        return decode_marker(data) if data else None
     except MarkerError as exc:
         log.warning("ignoring the marker: files that differ from the source will be kept",
                     extra=fields(file=path, reason=str(exc)))
         return None
+
+
+class Intent(NamedTuple):
+    """An intent file found at the root of the target (another run's, running or dead)."""
+
+    path: str
+    ctime: float
+    files: Mapping[str, str]  # rel -> sha256; empty when unreadable
+
+
+def read_intents(dst: str) -> list[Intent]:
+    """The intent files at the root of the target; one that cannot be decoded claims nothing."""
+    with _failing_as("read", dst):
+        entries = [e for e in os.scandir(dst) if is_intent(e.name)]
+    intents = []
+    for entry in sorted(entries, key=lambda e: e.name):
+        try:
+            got = _read_own(entry.path)
+            if got is None:
+                continue  # its run finished meanwhile
+            data, ctime = got
+            files = decode_intent(data)
+        except MarkerError as exc:
+            log.warning("ignoring an unreadable intent file", extra=fields(
+                file=entry.path, reason=str(exc)))
+            try:
+                ctime = entry.stat(follow_symlinks=False).st_ctime
+            except FileNotFoundError:
+                continue
+            files = {}
+        intents.append(Intent(entry.path, ctime, files))
+    return intents
+
+
+def pending_of(intents: list[Intent]) -> dict[str, frozenset[str]]:
+    hashes: dict[str, set[str]] = {}
+    for intent in intents:
+        for rel, sha in intent.files.items():
+            hashes.setdefault(rel, set()).add(sha)
+    return {rel: frozenset(shas) for rel, shas in hashes.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -365,7 +432,8 @@ def _copy_into(src_fd: int, src_path: str, fd: int, final: str, f: SourceFile) -
         return os.fstat(fd).st_ino
 
 
-def install(src: str, dst: str, f: SourceFile, temps: TempFiles) -> TargetState:
+def install(src: str, dst: str, f: SourceFile, temps: TempFiles,
+            journal: Journal | None = None) -> TargetState:
     """Copy one source file into place through a temp file; return what was put there."""
     final = _join(dst, f.rel)
     dir_path = os.path.dirname(final)
@@ -389,9 +457,13 @@ def install(src: str, dst: str, f: SourceFile, temps: TempFiles) -> TargetState:
         _close_quietly(src_fd)
     with _failing_as("write", final):
         os.close(fd)
+    if journal is not None:
+        journal.before_rename()
     with _failing_as("write", final):
         os.rename(tmp, final)
     temps.renamed(tmp)
+    if journal is not None:
+        journal.renamed_any = True
     with _failing_as("write", final):
         st = os.lstat(final)
     if st.st_ino != ino:  # another run renamed its copy over ours already: re-read later
@@ -410,7 +482,12 @@ def remove(dst: str, rel: str) -> None:
 
 
 def write_marker(dst: str, data: bytes, temps: TempFiles) -> None:
-    final = _join(dst, MARKER_NAME)
+    _write_durably(_join(dst, MARKER_NAME), data, temps)
+
+
+def _write_durably(final: str, data: bytes, temps: TempFiles) -> None:
+    """Write a small file of ours through a temp file; the rename is on disk on return."""
+    dst = os.path.dirname(final)
     tmp, fd = temps.create(dst, final)
     try:
         with _failing_as("write", final):
@@ -426,6 +503,54 @@ def write_marker(dst: str, data: bytes, temps: TempFiles) -> None:
         os.rename(tmp, final)
     temps.renamed(tmp)
     _fsync_dir(dst)
+
+
+class Journal:
+    """This run's intent file: written before its first rename, removed after its marker."""
+
+    def __init__(self, dst: str, files: Mapping[str, str], temps: TempFiles) -> None:
+        self.path = f"{dst}/{INTENT_PREFIX}{os.getpid()}.{os.urandom(6).hex()}{INTENT_SUFFIX}"
+        self._data = encode_intent(files)
+        self._temps = temps
+        self.written = False
+        self.renamed_any = False
+
+    def before_rename(self) -> None:
+        if not self.written:
+            _write_durably(self.path, self._data, self._temps)
+            self.written = True
+
+    def close(self, done: bool) -> None:
+        """Remove the intent once a marker records the tree, or when nothing was renamed."""
+        if not self.written or (self.renamed_any and not done):
+            return  # kept: the files renamed so far are claimed by nothing else
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove this run's intent file; a later run will",
+                        extra=fields(file=self.path, error=exc.strerror or str(exc)))
+
+
+def sweep_stale_intents(intents: list[Intent], now: float, max_age: float | None = None) -> None:
+    """Remove the intents of dead runs; the marker just written records their files."""
+    for intent in intents:
+        name = os.path.basename(intent.path)
+        stale = is_stale_intent(name, intent.ctime, now) if max_age is None \
+            else is_stale_intent(name, intent.ctime, now, max_age)
+        if not stale:
+            continue  # its run may still be going
+        try:
+            os.unlink(intent.path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not remove an intent file left by an interrupted run",
+                        extra=fields(file=intent.path, error=exc.strerror or str(exc)))
+            continue
+        log.info("removed an intent file left by an interrupted run",
+                 extra=fields(file=intent.path))
 
 
 def sweep_stale_temps(dirs: set[str], now: float, max_age: float | None = None) -> None:
@@ -460,8 +585,7 @@ def sweep_stale_temps(dirs: set[str], now: float, max_age: float | None = None) 
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """The source tree as identified once per run."""
 
     root: str
@@ -470,8 +594,7 @@ class Source:
     source_id: str
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     """Everything decided before the first write."""
 
     src: str
@@ -482,6 +605,7 @@ class Prepared:
     marker: Marker | None
     before: dict[str, TargetState]
     actions: list[Action]
+    intents: list[Intent]
 
 
 def identify(src: str) -> Source:
@@ -505,7 +629,7 @@ def up_to_date(source: Source, dst: str) -> Marker | None:
 
 
 def prepare(source: Source, dst: str) -> Prepared:
-    """Hash both trees, read the marker, decide every action."""
+    """Hash both trees, read the marker and intents, decide every action."""
     files = source.files
     if any(not f.sha256 for f in files.values()):
         files = hash_source(source.root, files)
@@ -513,9 +637,16 @@ def prepare(source: Source, dst: str) -> Prepared:
     reader = TargetReader(dst)
     paths = set(files) | set(marker.files if marker else ())
     before = {rel: reader.state(rel, with_hash=True) for rel in sorted(paths)}
-    actions = plan(files, marker, before)
+    # Intents last: a file another run renamed before we hashed it had that run's intent
+    # on disk first, so the intent is listed here, or (the run has finished) its marker
+    # claims the file and settle_marker takes that claim in.
+    intents = read_intents(dst)
+    pending = pending_of(intents)
+    before.update((rel, reader.state(rel, with_hash=True))
+                  for rel in sorted(set(pending) - paths))
+    actions = plan(files, marker, before, pending)
     return Prepared(source.root, dst, source.version, source.source_id, files,
-                    marker, before, actions)
+                    marker, before, actions, intents)
 
 
 _SETTLE_ROUNDS = 10
@@ -524,15 +655,17 @@ _SETTLE_ROUNDS = 10
 def apply(p: Prepared, stale_age: float | None = None) -> Marker:
     """Do the writes of `p`, then write the marker if it changed; return the new marker."""
     temps = TempFiles()
+    installs = install_order(p.actions)
+    journal = Journal(p.dst, {a.rel: p.source[a.rel].sha256 for a in installs}, temps)
+    done = False
     try:
-        installs = install_order(p.actions)
         removals = [a for a in p.actions if a.verb == REMOVE]
         touched = {os.path.dirname(_join(p.dst, a.rel)) for a in [*installs, *removals]}
         if installs or removals:
             sweep_stale_temps(touched | {p.dst}, time.time(), stale_age)
         written: dict[str, TargetState] = {}
         for a in installs:
-            written[a.rel] = install(p.src, p.dst, p.source[a.rel], temps)
+            written[a.rel] = install(p.src, p.dst, p.source[a.rel], temps, journal)
             log.log(logging.INFO if a.verb == UPDATE else logging.DEBUG,
                     "updated" if a.verb == UPDATE else "copied",
                     extra=fields(file=_join(p.dst, a.rel), reason=a.why))
@@ -544,9 +677,13 @@ def apply(p: Prepared, stale_age: float | None = None) -> Marker:
         claimed = {**{a.rel: p.before[a.rel] for a in p.actions
                       if a.verb in (UNCHANGED, KEEP) and a.rel in p.source},
                    **written}
-        return settle_marker(p, claimed, temps)
+        marker = settle_marker(p, claimed, temps)
+        done = True
+        sweep_stale_intents(p.intents, time.time(), stale_age)
+        return marker
     finally:
         temps.remove_all()
+        journal.close(done)
 
 
 def settle_marker(p: Prepared, claimed: Mapping[str, TargetState], temps: TempFiles) -> Marker:
@@ -563,7 +700,10 @@ def settle_marker(p: Prepared, claimed: Mapping[str, TargetState], temps: TempFi
     marker: Marker | None = None
     for _ in range(_SETTLE_ROUNDS):
         after, moved = reread(p.dst, expected)
-        on_disk = read_marker_bytes(p.dst)
+        try:
+            on_disk = read_marker_bytes(p.dst)
+        except MarkerError:
+            on_disk = b""  # not a file: ours replaces it
         others = _claims(on_disk)
         marker = build_marker(p.source_id, p.version, p.source, p.actions,
                               after=after, others=others)

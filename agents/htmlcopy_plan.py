@@ -9,15 +9,20 @@ the marker says we installed (or exactly the source's). Only paths of the source
 the marker are looked at, so HLS, DVR and other files elsewhere are never touched; a file
 of the user's where a source file goes (an edit, or a file that was there before us) is
 kept and reported. A file we installed that has gone missing is put back.
+
+A run that stops after some renames but before its marker (killed, disk full) would leave
+files no marker claims; a later run of another source (a rollback) would then keep them
+as the user's. So before its first rename a run records what it is about to install in an
+intent file of its own, and that content counts as ours until a marker records it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 MARKER_NAME = ".srs-agents-html.json"
 """The marker at the root of the target; cleanup must never delete it."""
@@ -31,8 +36,12 @@ TEMP_SUFFIX = ".tmp"
 VERSION_SUFFIX = ".version"
 """The source's version is read from the file `<from>.version` beside the source tree."""
 
+INTENT_PREFIX = ".srs-agents-intent."
+INTENT_SUFFIX = ".json"
+"""Intent files are `.srs-agents-intent.<pid>.<random>.json`, at the root of the target."""
+
 STALE_TEMP_AGE = 3600.0
-"""A temp file of ours not touched (ctime) for this long was left by a killed run."""
+"""A temp or intent file of ours not touched (ctime) for this long was left by a dead run."""
 
 COPY, UPDATE, REMOVE, UNCHANGED, KEEP = "copy", "update", "remove", "unchanged", "keep"
 VERBS = (COPY, UPDATE, REMOVE, UNCHANGED, KEEP)
@@ -42,12 +51,13 @@ MISSING, FILE, DIR, SYMLINK, OTHER, BLOCKED = (
     "missing", "file", "dir", "symlink", "other", "blocked",
 )
 
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
 Signature = tuple[str, int, int]
 """(kind, size, mtime_ns) of a target path; size and mtime are 0 unless kind is file."""
 
 
-@dataclass(frozen=True)
-class SourceFile:
+class SourceFile(NamedTuple):
     rel: str  # POSIX path relative to the tree's root
     size: int
     mtime_ns: int
@@ -55,8 +65,7 @@ class SourceFile:
     sha256: str = ""  # empty until hashed
 
 
-@dataclass(frozen=True)
-class TargetState:
+class TargetState(NamedTuple):
     kind: str  # MISSING | FILE | DIR | SYMLINK | OTHER | BLOCKED (a parent is not a dir)
     size: int = 0
     mtime_ns: int = 0
@@ -76,8 +85,7 @@ class TargetState:
         return (self.kind, 0, 0)
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """A file the marker says we installed, as it was when the marker was written."""
 
     sha256: str
@@ -85,25 +93,22 @@ class Record:
     mtime_ns: int
 
 
-@dataclass(frozen=True)
-class Kept:
+class Kept(NamedTuple):
     """A source path where the target holds something of the user's."""
 
     signature: Signature
     why: str
 
 
-@dataclass(frozen=True)
-class Marker:
+class Marker(NamedTuple):
     source_id: str
     version: str | None
     complete: bool  # every recorded file equals the source named by source_id
-    files: Mapping[str, Record] = field(default_factory=dict)
-    kept: Mapping[str, Kept] = field(default_factory=dict)
+    files: Mapping[str, Record] = _NOTHING
+    kept: Mapping[str, Kept] = _NOTHING
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     verb: str  # one of VERBS
     rel: str
     why: str = ""
@@ -157,24 +162,31 @@ def plan(
     source: Mapping[str, SourceFile],
     marker: Marker | None,
     target: Mapping[str, TargetState],
+    pending: Mapping[str, Collection[str]] | None = None,
 ) -> list[Action]:
-    """One action per path in the source or in the marker; files are hashed on both sides.
+    """One action per path in the source, the marker or `pending`; files are hashed.
 
-    `target` must hold a state for every such path (MISSING when absent), with sha256 set
-    for every FILE.
+    `pending` maps a path to the hashes that runs which may not have finished were about
+    to install there (their intent files): a file with such content is ours, like one the
+    marker records. `target` must hold a state for every such path (MISSING when absent),
+    with sha256 set for every FILE.
     """
     installed: Mapping[str, Record] = marker.files if marker else {}
+    pending = pending or {}
     actions: list[Action] = []
-    for rel in sorted(set(source) | set(installed)):
+    for rel in sorted(set(source) | set(installed) | set(pending)):
         src = source.get(rel)
         rec = installed.get(rel)
         state = target[rel]
+        interrupted = state.kind == FILE and state.sha256 in pending.get(rel, ())
         if src is None:
-            assert rec is not None
             if state.kind == MISSING:
                 continue  # already gone: nothing to do, nothing to record
-            if state.kind == FILE and state.sha256 == rec.sha256:
+            if state.kind == FILE and (
+                    interrupted or (rec is not None and state.sha256 == rec.sha256)):
                 actions.append(Action(REMOVE, rel, "no longer in the source"))
+            elif rec is None:
+                continue  # a run meant to write here but did not: never ours
             elif state.kind == FILE:
                 actions.append(Action(KEEP, rel, "no longer in the source, but changed "
                                                  "since it was installed"))
@@ -190,6 +202,8 @@ def plan(
             actions.append(Action(UNCHANGED, rel))
         elif rec is not None and state.sha256 == rec.sha256:
             actions.append(Action(UPDATE, rel, "changed in the source"))
+        elif interrupted:
+            actions.append(Action(UPDATE, rel, "left by a run that did not finish"))
         elif rec is not None:
             actions.append(Action(KEEP, rel, "changed since it was installed"))
         else:
@@ -284,9 +298,20 @@ def is_stale_temp(name: str, ctime: float, now: float, max_age: float = STALE_TE
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and now - ctime > max_age
 
 
+def is_intent(name: str) -> bool:
+    return name.startswith(INTENT_PREFIX) and name.endswith(INTENT_SUFFIX)
+
+
+def is_stale_intent(name: str, ctime: float, now: float,
+                    max_age: float = STALE_TEMP_AGE) -> bool:
+    """An intent file whose writer is long gone; a run takes seconds."""
+    return is_intent(name) and now - ctime > max_age
+
+
 def is_reserved(name: str) -> bool:
     """Names copy-html writes itself; never taken from a source tree."""
-    return name == MARKER_NAME or (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX))
+    return name == MARKER_NAME or is_intent(name) or (
+        name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX))
 
 
 # ---------------------------------------------------------------------------
@@ -313,6 +338,26 @@ def encode_marker(marker: Marker) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode("ascii")
 
 
+def is_tree_path(rel: str) -> bool:
+    """A path that stays inside the tree: relative, no `.`, `..` or empty part.
+
+    The marker and intent files lie on a volume others write to; a path read from them
+    must never reach outside the target.
+    """
+    return bool(rel) and "\0" not in rel and all(
+        part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def _paths(doc: Any, key: str) -> Mapping[str, Any]:
+    value = doc[key]
+    if not isinstance(value, dict):
+        raise MarkerError(f"{key} is not a map")
+    for rel in value:
+        if not is_tree_path(rel):
+            raise MarkerError(f"{key}: {rel!r} is not a path inside the target")
+    return value
+
+
 def _int(doc: Mapping[str, Any], key: str) -> int:
     value = doc[key]
     if not isinstance(value, int) or isinstance(value, bool):
@@ -330,7 +375,7 @@ def _str(doc: Mapping[str, Any], key: str) -> str:
 def decode_marker(data: bytes) -> Marker:
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested too deep: not ours either
         raise MarkerError(f"not JSON ({exc})") from None
     try:
         if not isinstance(doc, dict) or doc.get("format") != MARKER_FORMAT:
@@ -344,13 +389,35 @@ def decode_marker(data: bytes) -> Marker:
             raise MarkerError("complete is not true or false")
         files = {
             str(rel): Record(_str(r, "sha256"), _int(r, "size"), _int(r, "mtime_ns"))
-            for rel, r in doc["files"].items()
+            for rel, r in _paths(doc, "files").items()
         }
         kept = {
             str(rel): Kept((_str(k, "kind"), _int(k, "size"), _int(k, "mtime_ns")),
                            _str(k, "why"))
-            for rel, k in doc["kept"].items()
+            for rel, k in _paths(doc, "kept").items()
         }
         return Marker(_str(src, "id"), version, complete, files, kept)
     except (KeyError, TypeError, AttributeError) as exc:
         raise MarkerError(f"missing or malformed field {exc}") from None
+
+
+def encode_intent(files: Mapping[str, str]) -> bytes:
+    """The intent file: path -> sha256 of each file a run is about to install."""
+    doc = {"format": MARKER_FORMAT, "files": dict(sorted(files.items()))}
+    return (json.dumps(doc, indent=1) + "\n").encode("ascii")
+
+
+def decode_intent(data: bytes) -> dict[str, str]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # nested too deep: not ours either
+        raise MarkerError(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != MARKER_FORMAT:
+        raise MarkerError(f"not format {MARKER_FORMAT}")
+    try:
+        files = _paths(doc, "files")
+    except KeyError:
+        raise MarkerError("missing field 'files'") from None
+    if not all(isinstance(v, str) for v in files.values()):
+        raise MarkerError("files is not a map of path to sha256")
+    return {str(rel): sha for rel, sha in files.items()}

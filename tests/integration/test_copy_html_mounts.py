@@ -7,6 +7,7 @@ saying loudly that nothing was tested.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.htmlcopy_plan import MARKER_NAME
+from agents.htmlcopy_plan import MARKER_NAME, encode_intent, is_intent
 from tests.unit.test_htmlcopy_tree import (
     build_html_tree,
     copy_html,
@@ -53,6 +54,10 @@ def remount(path: Path, options: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def intents(vol: Path) -> list[str]:
+    return sorted(p.name for p in vol.iterdir() if is_intent(p.name))
+
+
 def errors(stderr: str) -> list[str]:
     return [x["msg"] for x in log_lines(stderr) if x["level"] == "error"]
 
@@ -60,7 +65,7 @@ def errors(stderr: str) -> list[str]:
 def whole_files_only(vol: Path, src: Path) -> None:
     source = files_of(src)
     for rel, data in files_of(vol).items():
-        assert rel == MARKER_NAME or data == source[rel], rel
+        assert rel == MARKER_NAME or is_intent(rel) or data == source[rel], rel
 
 
 @pytest.fixture
@@ -107,23 +112,31 @@ def test_disk_full_mid_tree(tmp_path: Path, v1: Path) -> None:
         assert temp_files(vol) == []
         assert not (vol / MARKER_NAME).exists()
         whole_files_only(vol, v1)
-        # Space freed: the next run completes the tree.
+        left = intents(vol)
+        assert len(left) == 1  # what it renamed stays claimed until a marker records it
+        # Space freed: the next run completes the tree (and leaves no intent of its own).
         remount(vol, f"size={64 << 20}")
         result = copy_html(v1, vol)
         assert result.returncode == 0, result.stderr
-        assert {k: v for k, v in files_of(vol).items() if k != MARKER_NAME} == files_of(v1)
+        assert intents(vol) == left
+        assert {k: v for k, v in files_of(vol).items()
+                if k != MARKER_NAME and not is_intent(k)} == files_of(v1)
 
 
 def test_disk_full_when_writing_the_marker(tmp_path: Path, v1: Path) -> None:
     page = os.sysconf("SC_PAGE_SIZE")
-    pages = sum(-(-len(data) // page) for data in files_of(v1).values())
+    files = files_of(v1)
+    intent = encode_intent({rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()})
+    pages = sum(-(-len(data) // page) for data in [*files.values(), intent])
     with tmpfs(tmp_path / "vol", (pages + 2) * page) as vol:  # the tree fits, the marker not
         result = copy_html(v1, vol)
         assert result.returncode == 1, result.stderr
         assert errors(result.stderr) == [
             f"cannot write {vol}/{MARKER_NAME}: No space left on device"]
         assert temp_files(vol) == [] and not (vol / MARKER_NAME).exists()
-        assert files_of(vol) == files_of(v1)
+        [left] = intents(vol)
+        assert (vol / left).read_bytes() == intent
+        assert {k: v for k, v in files_of(vol).items() if k != left} == files
         remount(vol, f"size={(pages + 16) * page}")
         before = {rel: st for rel, st in snapshot(vol).items() if rel != "."}
         result = copy_html(v1, vol)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agents.htmlcopy_plan import (
@@ -25,11 +27,14 @@ from agents.htmlcopy_plan import (
     build_marker,
     content_source_id,
     count,
+    decode_intent,
     decode_marker,
+    encode_intent,
     encode_marker,
     format_plan,
     install_order,
     is_reserved,
+    is_stale_intent,
     is_stale_temp,
     is_up_to_date,
     plan,
@@ -98,6 +103,25 @@ def test_missing_installed_file_is_restored_and_gone_removal_is_forgotten() -> N
     actions = plan(source, marker_of({"a": "a", "old": "o"}),
                    {"a": TargetState(MISSING), "old": TargetState(MISSING)})
     assert actions == [Action(COPY, "a", "installed before, missing")]
+
+
+def test_content_a_run_that_did_not_finish_meant_to_install_is_ours() -> None:
+    """A rollback after an upgrade that stopped mid-way: its files go back, none is kept."""
+    old = marker_of({"a": "a1", "b": "b1", "c": "c1"})
+    source = {"a": src("a", "a1"), "b": src("b", "b1"), "c": src("c", "c1")}
+    target = {"a": file("a2"), "b": file("b1"), "c": file("user"), "new": file("n2"),
+              "other": file("mine"), "gone": TargetState(MISSING)}
+    pending = {"a": {"a2"}, "c": {"c2"}, "new": {"n2"}, "other": {"o2"}, "gone": {"g2"}}
+    actions = plan(source, old, target, pending)
+    assert actions == [
+        Action(UPDATE, "a", "left by a run that did not finish"),
+        Action(UNCHANGED, "b"),
+        Action(KEEP, "c", "changed since it was installed"),
+        Action(REMOVE, "new", "no longer in the source"),
+    ]  # "other" holds what no run meant to write there: not even looked at
+    fresh = plan({"a": src("a", "a1")}, None, {"a": file("a2")}, {"a": {"a2"}})
+    assert fresh == [Action(UPDATE, "a", "left by a run that did not finish")]
+    assert verbs(plan({"a": src("a", "a1")}, None, {"a": file("a2")})) == {"a": KEEP}
 
 
 @pytest.mark.parametrize(("kind", "why"), [
@@ -189,7 +213,7 @@ def test_marker_round_trip_and_same_bytes_for_same_tree() -> None:
 
 
 @pytest.mark.parametrize("data", [
-    b"", b"not json", b"[]", b'{"format": 2}',
+    b"", b"not json", b"[]", b'{"format": 2}', b"[" * 100_000 + b"]" * 100_000,
     b'{"format": 1, "source": {"id": "x", "version": null}, "complete": "yes", '
     b'"files": {}, "kept": {}}',
     b'{"format": 1, "source": {"id": "x", "version": null}, "complete": true, '
@@ -201,6 +225,22 @@ def test_marker_round_trip_and_same_bytes_for_same_tree() -> None:
 def test_unreadable_marker_is_rejected(data: bytes) -> None:
     with pytest.raises(MarkerError):
         decode_marker(data)
+
+
+@pytest.mark.parametrize("rel", ["../outside", "a/../../outside", "/etc/passwd", "a//b",
+                                 "./a", "a/.", "", "a\0b"])
+def test_paths_outside_the_target_are_rejected(rel: str) -> None:
+    """The volume is writable by others: a marker or intent must not point outside it."""
+    record = {"sha256": "s", "size": 1, "mtime_ns": 1}
+    for field in ("files", "kept"):
+        doc = {"format": 1, "source": {"id": "x", "version": None}, "complete": True,
+               "files": {}, "kept": {}}
+        doc[field] = {rel: {**record, "kind": "file", "why": "w"}}
+        with pytest.raises(MarkerError, match="not a path inside the target"):
+            decode_marker(json.dumps(doc).encode())
+    with pytest.raises(MarkerError, match="not a path inside the target"):
+        decode_intent(json.dumps({"format": 1, "files": {rel: "s"}}).encode())
+    assert decode_intent(b'{"format": 1, "files": {"a/b..c/.d": "s"}}') == {"a/b..c/.d": "s"}
 
 
 def test_source_ids() -> None:
@@ -220,5 +260,25 @@ def test_temp_and_reserved_names() -> None:
     assert is_stale_temp(".srs-agents.12.ab.tmp", ctime=0, now=4000)
     assert not is_stale_temp(".srs-agents.12.ab.tmp", ctime=1000, now=4000)
     assert not is_stale_temp("s1-3.ts.tmp", ctime=0, now=4000)
+    assert is_stale_intent(".srs-agents-intent.12.ab.json", ctime=0, now=4000)
+    assert not is_stale_intent(".srs-agents-intent.12.ab.json", ctime=1000, now=4000)
+    assert not is_stale_intent(".srs-agents-html.json", ctime=0, now=4000)
     assert is_reserved(".srs-agents-html.json") and is_reserved(".srs-agents.1.x.tmp")
+    assert is_reserved(".srs-agents-intent.1.x.json")
     assert not is_reserved("index.html")
+
+
+def test_intent_round_trip() -> None:
+    files = {"players/a.js": "1" * 64, "index.html": "2" * 64}
+    assert decode_intent(encode_intent(files)) == files
+    assert encode_intent(files) == encode_intent(dict(reversed(files.items())))
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"{", b"[]", b'{"format": 2, "files": {}}', b'{"format": 1}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"format": 1, "files": []}', b'{"format": 1, "files": {"a": 1}}',
+])
+def test_unreadable_intent_is_rejected(data: bytes) -> None:
+    with pytest.raises(MarkerError):
+        decode_intent(data)

@@ -119,7 +119,8 @@ def files_of(root: Path) -> dict[str, bytes]:
     for dirpath, _, names in os.walk(root):
         for name in names:
             path = Path(dirpath, name)
-            out[path.relative_to(root).as_posix()] = path.read_bytes()
+            if stat.S_ISREG(path.lstat().st_mode):
+                out[path.relative_to(root).as_posix()] = path.read_bytes()
     return out
 
 
