@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agents.errors import ConfigError
 from agents.runtime.logs import fields
 
 log = logging.getLogger("srs_agent.ops")
@@ -89,7 +90,13 @@ class OpsServer:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.listen[0], self.listen[1], reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # in use, not an address of this host, unresolvable name
+            await self.stop()
+            address = f"{self.listen[0]}:{self.listen[1]}"
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"--listen {address}: cannot listen: {reason}") from None
         self.port = int(self._runner.addresses[0][1])  # the real port when asked for port 0
         log.info("ops server listening", extra=fields(
             address=f"{self.listen[0]}:{self.port}", paths="/metrics /healthz /readyz"))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.errors import ConfigError
 from agents.runtime.ops import Health, OpsServer
 
 pytestmark = pytest.mark.integration
@@ -60,3 +63,40 @@ async def test_metrics_healthz_readyz() -> None:
                 assert resp.status == 405
     finally:
         await server.stop()
+
+
+async def test_listen_address_in_use_is_a_config_error_naming_listen() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = OpsServer(("127.0.0.1", port), [CollectorRegistry()], Health())
+        with pytest.raises(ConfigError) as err:
+            await server.start()
+    text = str(err.value)
+    assert text.startswith(f"--listen 127.0.0.1:{port}: cannot listen: ")
+    assert "in use" in text and "\n" not in text
+    await server.stop()  # nothing left to clean up, and no error
+
+
+async def test_listen_host_that_does_not_resolve_is_a_config_error() -> None:
+    server = OpsServer(("no-such-host.invalid", 9973), [CollectorRegistry()], Health())
+    with pytest.raises(ConfigError, match=r"^--listen no-such-host\.invalid:9973: cannot listen"):
+        await server.start()
+
+
+async def test_exporter_with_a_busy_listen_port_exits_2_with_one_error_line() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agents", "exporter", "--listen", f"127.0.0.1:{port}",
+            "--srs-api", "http://127.0.0.1:1", "--log-format", "text",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith(f"srs-agent exporter: --listen 127.0.0.1:{port}: cannot listen: ")
+    assert "Traceback" not in err.decode()

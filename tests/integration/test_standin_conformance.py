@@ -573,8 +573,14 @@ async def test_hls_files_and_hls_play_sessions(standin: StandInFactory) -> None:
     while not (live / "s1-2.ts").exists() and time.monotonic() < deadline:
         publisher.sendall(b"x" * 1000)
         await asyncio.sleep(0.1)
+    # SRS renames the segment to .ts, rewrites the playlist, then opens the next .ts.tmp
+    # (run-a-live-dir-inotify.log): a listing can fall between the two, so look again
+    # until the next one shows. There is never more than one.
     names = sorted(os.listdir(live))
-    assert "s1.m3u8" in names and any(n.endswith(".ts.tmp") for n in names)
+    while not any(n.endswith(".ts.tmp") for n in names) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        names = sorted(os.listdir(live))
+    assert "s1.m3u8" in names and (live / "s1-2.ts").exists()
     assert sum(n.endswith(".ts.tmp") for n in names) == 1
     assert any(re.fullmatch(r"s1\.\d{13}\.flv\.tmp", n) for n in names)
     playlist = (live / "s1.m3u8").read_text().splitlines()
