@@ -238,6 +238,12 @@ class SrsState:
     started_at: float | None  # unix time
     rid: str | None  # reload-fetch's rid now; None without the raw API
     answering: bool
+    service: str | None = None  # without pid: the API's id of this run of SRS (5.0+)
+
+    @property
+    def identity(self) -> tuple[int | None, int | None, str | None]:
+        """One run of SRS: pid and start ticks from /proc, else the API's service id."""
+        return self.pid, self.start_ticks, self.service
 
 
 class Outcome(enum.Enum):
@@ -272,14 +278,18 @@ class Reloader:
         self.wake.set()  # the first sync establishes what SRS runs
         self._debounce: asyncio.TimerHandle | None = None
         self._pending_since: float | None = None
-        self._source_times: dict[str, float] = {}  # ..<ts> written by the API source -> when
+        # ..<ts> written by the API source -> (when its API event was read, its config
+        # as read and checked where SRS reads it): the pipeline need not read it again.
+        self._source_reads: dict[str, tuple[float, conf.Config]] = {}
+        self._read_target: str | None = None  # the ..<ts> of the last config read
         self.running: Candidate | None = None  # what SRS runs, when known
-        self.srs_known: tuple[int | None, int | None] | None = None  # (pid, start ticks)
+        self.srs_known: tuple[int | None, int | None, str | None] | None = None  # identity
         self.raw_api = True  # until SRS says otherwise
         self.expected_rid: str | None = None
         self._reported: tuple[object, ...] | None = None  # last invalid/unreloadable report
         self._rejected_sha: str | None = None  # content SRS refused: not sent again
         self._second_look: asyncio.Task[None] | None = None
+        self._exit_watch: asyncio.Task[None] | None = None  # the known SRS's exit
         self._background: set[asyncio.Future[None]] = set()  # reports not awaited by anyone
         self._backoff = Backoff()  # while SRS does not answer
         self._retry = Backoff(first=1.0, cap=60.0)  # after a reload that did not work out
@@ -296,8 +306,10 @@ class Reloader:
         at = change.at
         if change.kind is ChangeKind.COMMIT:
             target = configdir.data_target(self.s.config_dir)
-            if target is not None and target in self._source_times:
-                at = min(at, self._source_times.pop(target))
+            if target is not None and target == self._read_target:
+                return  # ..data swapped back to the version read last: nothing new
+            if target is not None and target in self._source_reads:
+                at = min(at, self._source_reads[target][0])
             self._mark(at)
             if self._debounce is not None:
                 self._debounce.cancel()
@@ -309,11 +321,12 @@ class Reloader:
             self._debounce.cancel()
         self._debounce = self.loop.call_later(self.s.debounce, self._debounced)
 
-    def note_source_write(self, ts_name: str, received_at: float) -> None:
-        """The API source published `ts_name` for an API event read at `received_at`."""
-        self._source_times[ts_name] = received_at
-        while len(self._source_times) > 16:
-            self._source_times.pop(next(iter(self._source_times)))
+    def note_source_write(self, ts_name: str, received_at: float, config: conf.Config) -> None:
+        """The API source published `ts_name` for an API event read at `received_at`,
+        after reading and checking it (`config`) where SRS reads it."""
+        self._source_reads[ts_name] = (received_at, config)
+        while len(self._source_reads) > 16:
+            self._source_reads.pop(next(iter(self._source_reads)))
 
     def _mark(self, at: float) -> None:
         if self._pending_since is None or at < self._pending_since:
@@ -340,6 +353,7 @@ class Reloader:
             cand = await self._read()
             if cand is None:
                 return
+            self._read_target = cand.data_target
             if cand.config is not None:
                 self._latest_config = cand.config
                 if self.watcher is not None:
@@ -415,13 +429,22 @@ class Reloader:
             await asyncio.sleep(SETTLE_RETRY)
         return cand
 
-    def _read_once(self) -> Candidate | None:
+    def _read_once(self, *, use_source_read: bool = True) -> Candidate | None:
         for _ in range(5):
             before = configdir.data_target(self.s.config_dir)
+            if use_source_read and before is not None and before in self._source_reads:
+                # Read and checked by the API source a moment ago; once only: a later
+                # read (an include outside the volume changed) goes to the files.
+                _, checked = self._source_reads.pop(before)
+                return Candidate(
+                    config=checked, sha=conf.content_sha256(checked), problems=(),
+                    changed_at=configdir.change_time(self.s.config_dir, checked.files),
+                    data_target=before,
+                )
             problems: list[str] = []
             config: conf.Config | None = None
             try:
-                config = conf.load(self.config_path, cwd=self._cwd())
+                config = conf.load(self.config_path, cwd=self._cwd(), beside=False)
             except conf.ConfigSyntaxError as exc:
                 problems.append(str(exc.problem))
             except ConfigError as exc:
@@ -478,6 +501,8 @@ class Reloader:
                 pid = None
         stat = process_stat(pid, self.proc_root) if pid is not None else None
         rid: str | None = None
+        service: str | None = None
+        started_at: float | None = None
         answering = False
         try:
             if self.raw_api:
@@ -492,16 +517,29 @@ class Reloader:
                         "SRS's raw API is off: reloads are confirmed by SRS staying up, not by "
                         "rpc=reload-fetch; set http_api { raw_api { enabled on; "
                         "allow_reload on; } } to confirm them", extra=fields(code=exc.code))
-            if not answering:
-                await self.api.versions()
+            if not answering or pid is None:
+                version = await self.api.versions()
                 answering = True
+                if pid is None:  # /proc does not show SRS: the API tells its runs apart
+                    service = version.service_id
+            if pid is None and (self.srs_known is None or self.srs_known[2] != service):
+                started_at = await self._started_by_uptime()
         except SrsUnavailable:
             if self._api_required():
                 raise
         except (SrsApiError, SrsProtocolError) as exc:
             raise SrsUnavailable(self.s.srs_api, str(exc)) from None
-        return SrsState(pid=pid, start_ticks=stat[1] if stat else None,
-                        started_at=stat[2] if stat else None, rid=rid, answering=answering)
+        if stat is not None:
+            started_at = stat[2]
+        return SrsState(pid=pid, start_ticks=stat[1] if stat else None, started_at=started_at,
+                        rid=rid, answering=answering, service=service)
+
+    async def _started_by_uptime(self) -> float | None:
+        """Without /proc: the earliest SRS can have started, from its whole-second uptime
+        (a config change after that counts as not read by SRS: one reload too many at
+        worst, never one too few)."""
+        uptime = (await self.api.summaries()).process.srs_uptime
+        return None if uptime is None else time.time() - uptime - 1.0
 
     def _api_required(self) -> bool:
         """SRS must answer its API before a reload unless its config turns the API off."""
@@ -523,7 +561,7 @@ class Reloader:
             return None
         if self.srs_known is None or self.srs_known[0] is None or self.expected_rid is None:
             return None
-        pid, ticks = self.srs_known
+        pid, ticks, _ = self.srs_known
         if pid is None:
             return None
         stat = process_stat(pid, self.proc_root)
@@ -562,12 +600,13 @@ class Reloader:
 
     def _establish_baseline(self, srs: SrsState, cand: Candidate) -> None:
         """A new SRS process (or our first look at one): what does it run?"""
-        identity = (srs.pid, srs.start_ticks)
+        identity = srs.identity
         if self.srs_known == identity:
             return
         first = self.srs_known is None
         self.srs_known = identity
         self.expected_rid = srs.rid
+        self._follow_exit(srs.pid)
         if not first:
             log.info("SRS restarted; it read its config from disk at start",
                      extra=fields(pid=srs.pid))
@@ -584,8 +623,9 @@ class Reloader:
                 pid=srs.pid, sha256=cand.sha, file=self.config_path))
         else:
             self.running = None
-            log.info("the config changed after SRS started: it runs an older version; "
-                     "reloading once", extra=fields(pid=srs.pid, file=self.config_path))
+            log.info("the config changed after SRS started (or too close to its start to "
+                     "tell): it may run an older version; reloading once",
+                     extra=fields(pid=srs.pid, file=self.config_path))
 
     def _running_changed(self) -> None:
         assert self.running is not None and self.running.sha is not None
@@ -694,6 +734,7 @@ class Reloader:
         await run_drain(drain_settings, asyncio.Event(), CollectorRegistry(), state_file="",
                         proc_root=self.proc_root)
         self.srs_known = None  # whatever comes next is a new SRS
+        self._follow_exit(None)
         self._doubt = True
 
     async def _reload(self, cand: Candidate, srs: SrsState, since: float | None) -> bool:
@@ -751,9 +792,15 @@ class Reloader:
         self.metrics.reloads.labels("failure").inc()
         self.metrics.duration.observe(elapsed)
         if outcome is Outcome.REJECTED:
-            self._rejected_sha = cand.sha
+            # SRS reads the file when it applies the reload, up to a tick after the
+            # signal: only if the disk still holds what we checked did SRS refuse that.
+            # Else it read a newer version, which the gate judges next.
+            on_disk = self._read_once(use_source_read=False)
+            if on_disk is not None and on_disk.sha == cand.sha:
+                self._rejected_sha = cand.sha
             log.error("SRS rejected the reload and keeps its old config: %s", detail,
-                      extra=fields(sha256=cand.sha))
+                      extra=fields(sha256=cand.sha, rejected_content_on_disk=on_disk is not None
+                                   and on_disk.sha == cand.sha))
             await self.events.emit("ReloadFailed", f"SRS rejected the reload: {detail}")
             return True
         if outcome is Outcome.DIED:
@@ -841,11 +888,48 @@ class Reloader:
             rid, self.expected_rid, extra=fields(rid=rid, expected_rid=self.expected_rid))
         self.expected_rid = rid
 
+    def _follow_exit(self, pid: int | None) -> None:
+        """Go round the pipeline when this SRS exits: a restarted SRS read the config on
+        disk, and what it runs (the metrics saying so, an unreloadable change reported)
+        need not wait for the next change. A pidfd: nothing polls; without pidfd_open
+        (kernel < 5.3) the next change finds out."""
+        if self._exit_watch is not None:
+            self._exit_watch.cancel()
+            self._exit_watch = None
+        if pid is not None and hasattr(os, "pidfd_open"):
+            self._exit_watch = asyncio.ensure_future(self._wait_exit_then_wake(pid))
+
+    async def _wait_exit_then_wake(self, pid: int) -> None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pidfd = -1  # gone already
+        except OSError:
+            return
+        if pidfd >= 0:
+            exited: asyncio.Future[None] = self.loop.create_future()
+
+            def on_readable() -> None:
+                if not exited.done():
+                    exited.set_result(None)
+
+            self.loop.add_reader(pidfd, on_readable)
+            try:
+                await exited
+            finally:
+                self.loop.remove_reader(pidfd)
+                os.close(pidfd)
+        log.info("SRS exited; its next run is checked when it answers", extra=fields(pid=pid))
+        self._doubt = True
+        self.wake.set()
+
     def close(self) -> None:
         if self._debounce is not None:
             self._debounce.cancel()
         if self._second_look is not None:
             self._second_look.cancel()
+        if self._exit_watch is not None:
+            self._exit_watch.cancel()
 
     def _set_ready(self) -> None:
         if not self._ready:
@@ -871,7 +955,8 @@ def _events(settings: ReloadSettings) -> PodEvents:
     return PodEvents(settings.pod_name, client_factory(settings.namespace) if usable else None)
 
 
-def _check_settings(settings: ReloadSettings) -> None:
+def check_settings(settings: ReloadSettings) -> None:
+    """ConfigError for settings the reload agent cannot run with (before binding ports)."""
     if not os.path.isdir(settings.config_dir) and _configmap_name(settings) is not None:
         raise ConfigError(f"--config-dir {settings.config_dir!r} is not a directory "
                           "(mount an emptyDir there for --source configmap/...)")
@@ -890,7 +975,7 @@ async def run_reload(
 ) -> int:
     """Run the reload agent until `stop`; its series go to `registry`, its state to
     `health` ("reload" is ready after the first sync)."""
-    _check_settings(settings)
+    check_settings(settings)
     if settings.once:
         raise ConfigError("--once is for an init step; run `srs-agent reload --once` alone")
     metrics = ReloadMetrics(registry)
@@ -929,9 +1014,19 @@ def _start_source(
     writer = configdir.AtomicDir(settings.config_dir)
     state = {"deleted": False}
     pending: set[asyncio.Future[None]] = set()
+    # The version refused last: the same data again (a relist after 410 Gone, a watch
+    # that starts over) is not a new problem, nor a reason to swap ..data back and forth.
+    refused: list[dict[str, bytes]] = []
+
+    def refuse(data: dict[str, bytes], problems: list[str], received_at: float) -> None:
+        refused[:] = [data]
+        reloader.report_source_invalid(problems, received_at)
 
     def on_version(version: ConfigMapVersion) -> None:
         where = f"ConfigMap {source.namespace}/{name}"
+        if refused and refused[0] == version.data:
+            return
+        refused.clear()
         if version.data is None:
             if not state["deleted"]:
                 state["deleted"] = True
@@ -944,8 +1039,9 @@ def _start_source(
             return
         state["deleted"] = False
         if settings.config_file not in version.data:
-            log.error("ConfigMap has no key %s; nothing written", settings.config_file,
-                      extra=fields(configmap=where, keys=sorted(version.data)))
+            keys = ", ".join(sorted(version.data)) or "none"
+            refuse(version.data, [f"{where} has no key {settings.config_file} (keys: {keys}); "
+                                  "nothing written"], version.received_at)
             return
         try:
             publication = writer.publish(version.data)
@@ -958,19 +1054,23 @@ def _start_source(
         # Check the version where SRS will read it (includes resolve as SRS resolves them)
         # and take it back at once if SRS could not run it: in API mode an invalid version
         # never stays on SRS's config path, so even an SRS restart meanwhile starts on the
-        # last good config. All of this runs in one callback: the watcher sees only the
-        # version left in place.
+        # last good config. All of this runs in one callback: when the watcher reads the
+        # two swaps, ..data is back on the version the pipeline read last (ignored).
         path = os.path.join(settings.config_dir, settings.config_file)
+        config: conf.Config | None = None
         try:
-            problems = [str(p) for p in conf.validate_file(path, cwd=reloader.srs_cwd())]
+            config = conf.load(path, cwd=reloader.srs_cwd(), beside=False)
+            problems = [str(p) for p in conf.check(config)]
+        except conf.ConfigSyntaxError as exc:
+            problems = [str(exc.problem)]
         except ConfigError as exc:
             problems = [str(exc)]
-        if problems:
+        if problems or config is None:
             writer.undo(publication)
-            reloader.report_source_invalid(problems, version.received_at)
+            refuse(version.data, problems, version.received_at)
             return
         writer.finish(publication)
-        reloader.note_source_write(publication.new, version.received_at)
+        reloader.note_source_write(publication.new, version.received_at, config)
         log.info("ConfigMap written", extra=fields(
             configmap=where, resource_version=version.resource_version, dir=publication.new))
 
@@ -993,7 +1093,7 @@ def run_once(settings: ReloadSettings) -> int:
     if name is None:
         raise ConfigError("--once needs --source configmap/NAME (it writes the ConfigMap "
                           "into --config-dir before SRS starts)")
-    _check_settings(settings)
+    check_settings(settings)
     from agents.kube.configmap_source import ConfigMapSource  # noqa: PLC0415
 
     version = ConfigMapSource(name, settings.namespace, lambda _: None).read_once()
@@ -1006,7 +1106,7 @@ def run_once(settings: ReloadSettings) -> int:
     path = os.path.join(settings.config_dir, settings.config_file)
     cwd = os.path.dirname(os.path.abspath(settings.config_dir))
     try:
-        problems = [str(p) for p in conf.validate_file(path, cwd=cwd)]
+        problems = [str(p) for p in conf.validate_file(path, cwd=cwd, beside=False)]
     except ConfigError as exc:
         problems = [str(exc)]
     if problems:
@@ -1029,6 +1129,7 @@ def command(settings: ReloadSettings) -> int:
     """`srs-agent reload`: runs until SIGTERM (0); `--once` writes and exits."""
     if settings.once:
         return run_once(settings)
+    check_settings(settings)
 
     async def main(stop: asyncio.Event) -> int:
         registry = CollectorRegistry()

@@ -14,8 +14,8 @@ import os
 from prometheus_client import CollectorRegistry
 
 from agents.drain import drain_metrics_from_state
-from agents.exporter import build_exporter
-from agents.reload import run_reload
+from agents.exporter import build_exporter, keep_startup_objects_out_of_gc
+from agents.reload import check_settings, run_reload
 from agents.runtime import lifecycle
 from agents.runtime.logs import fields
 from agents.runtime.ops import Health, OpsServer
@@ -65,4 +65,6 @@ async def run_sidecar(settings: SidecarSettings, stop: asyncio.Event) -> int:
 
 def command(settings: SidecarSettings) -> int:
     """`srs-agent sidecar`: runs until SIGTERM, then exits 0."""
+    check_settings(settings)
+    keep_startup_objects_out_of_gc()  # as the exporter does: scrapes of many streams
     return lifecycle.run(lambda stop: run_sidecar(settings, stop))

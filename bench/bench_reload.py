@@ -15,6 +15,7 @@ land: it must get exactly one reload, of the latest config.
 
 Run by hand:  .venv/bin/python -m bench.bench_reload [--swaps 200] [--patches 30]
               [--changes 1000] [--idle 60] [--down 30] [--skip-api]
+A quick look (about a minute, figures less steady): --quick
 """
 
 from __future__ import annotations
@@ -361,7 +362,11 @@ async def main() -> None:
     parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--down", type=float, default=30.0)
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="--swaps 50 --patches 10 --changes 100 --idle 5 --down 3")
     args = parser.parse_args()
+    if args.quick:
+        args.swaps, args.patches, args.changes, args.idle, args.down = 50, 10, 100, 5.0, 3.0
     with tempfile.TemporaryDirectory(prefix="bench-reload-") as tmp:
         await bench_volume(Path(tmp), args)
         if not args.skip_api:

@@ -94,6 +94,14 @@ class Config:
     path: str
     root: list[Directive]
     files: dict[str, str]  # every file read (the config, then its includes) -> its text
+    _transformed: list[Directive] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
+    def transformed(self) -> list[Directive]:
+        """`transform(root)`, computed once: what SRS checks and runs. Read-only."""
+        if self._transformed is None:
+            self._transformed = transform(self.root)
+        return self._transformed
 
     def get(self, *path: str) -> Directive | None:
         """Follow first matches down the tree: get("vhost", "cluster", "origin")."""
@@ -296,11 +304,14 @@ def parse(text: str, path: str) -> Config:
     return Config(path=path, root=_parse_text(text, path, None), files={path: text})
 
 
-def load(path: str, *, cwd: str | None = None) -> Config:
+def load(path: str, *, cwd: str | None = None, beside: bool = True) -> Config:
     """Read `path` and every file it includes.
 
-    An include path is tried relative to the including file's directory, then to
-    `cwd` (SRS's working directory; default: the current one). A missing or
+    An include path is tried relative to the including file's directory (unless
+    `beside` is false), then to `cwd` (SRS's working directory; default: the current
+    one). SRS itself opens includes from its working directory only: the reload gate
+    passes `beside=False` with SRS's cwd so it reads what SRS will read; check-config
+    keeps `beside` for configs checked away from their pod. A missing or
     unreadable config raises ConfigError; a bad one (or a missing include)
     ConfigSyntaxError with the position.
     """
@@ -314,14 +325,12 @@ def load(path: str, *, cwd: str | None = None) -> Config:
     active = [os.path.realpath(path)]
 
     def resolve(token: _Token, reader: _Reader) -> list[Directive]:
-        target = _find_include(token.text, reader.path, cwd)
+        target = _find_include(token.text, reader.path, cwd, beside)
         if target is None:
             base = cwd if cwd is not None else os.getcwd()
-            raise reader.error(
-                token.start,
-                f"include {token.text}: no such file (looked beside "
-                f"{os.path.dirname(reader.path) or '.'} and in {base})",
-            )
+            where = (f"beside {os.path.dirname(reader.path) or '.'} and in {base}" if beside
+                     else f"in {base}, SRS's working directory")
+            raise reader.error(token.start, f"include {token.text}: no such file (looked {where})")
         real = os.path.realpath(target)
         if real in active:
             raise reader.error(token.start, f"include {token.text}: includes itself")
@@ -341,13 +350,13 @@ def load(path: str, *, cwd: str | None = None) -> Config:
     return Config(path=path, root=_parse_text(text, path, resolve), files=files)
 
 
-def _find_include(name: str, including: str, cwd: str | None) -> str | None:
+def _find_include(name: str, including: str, cwd: str | None, beside: bool) -> str | None:
     if os.path.isabs(name):
         return name if os.path.isfile(name) else None
     candidates = [
         os.path.normpath(os.path.join(os.path.dirname(including), name)),
         os.path.normpath(os.path.join(cwd, name)) if cwd is not None else name,
-    ]
+    ][0 if beside else 1:]
     return next((c for c in candidates if os.path.isfile(c)), None)
 
 
@@ -369,7 +378,9 @@ def content_sha256(config: Config) -> str:
 def _copy(d: Directive) -> Directive:
     """Deep copy; `include` left unresolved (by `parse`) is not SRS's to check."""
     kids = None if d.children is None else [_copy(c) for c in d.children if c.name != "include"]
-    return replace(d, args=list(d.args), children=kids)
+    # The constructor, not dataclasses.replace: this runs for every node on every reload.
+    return Directive(d.name, list(d.args), kids, d.file, d.line, d.col, d.start, d.end,
+                     d.arg_spans, d.name_end, d.open_brace, d.close_brace)
 
 
 def _get_or_create(parent: Directive, name: str, arg0: str | None = None) -> Directive:
@@ -582,7 +593,7 @@ def check(config: Config) -> list[ConfigProblem]:
 
     SRS stops at the first problem; this reports all of them.
     """
-    root = transform(config.root)
+    root = config.transformed()
     problems: list[ConfigProblem] = []
 
     def at(d: Directive | None, message: str) -> None:
@@ -756,10 +767,11 @@ def _check_vhost_values(root: list[Directive], report: _Report) -> None:
             seen.add(ingest.arg0)
 
 
-def validate_file(path: str, *, cwd: str | None = None) -> list[ConfigProblem]:
+def validate_file(path: str, *, cwd: str | None = None, beside: bool = True
+                  ) -> list[ConfigProblem]:
     """load + check; a syntax error is the one problem. A missing file raises ConfigError."""
     try:
-        config = load(path, cwd=cwd)
+        config = load(path, cwd=cwd, beside=beside)
     except ConfigSyntaxError as exc:
         return [exc.problem]
     return check(config)
@@ -828,7 +840,7 @@ def unreloadable_changes(old: Config, new: Config) -> list[str]:
     - "daemon", "pid", ... and "http_api.listen", "exporter.enabled", ...: read once
       at start, so the change waits for a restart; "stream_caster" likewise.
     """
-    a, b = transform(old.root), transform(new.root)
+    a, b = old.transformed(), new.transformed()
     changes: list[str] = []
     if not _same(_walk(a, ["listen"]), _walk(b, ["listen"])):
         changes.append("listen")
@@ -864,7 +876,7 @@ def unreloadable_changes(old: Config, new: Config) -> list[str]:
 
 def client_ports(config: Config) -> list[int]:
     """Ports clients connect to: RTMP `listen`, and the HTTP server (and its HTTPS) if on."""
-    root = transform(config.root)
+    root = config.transformed()
     listen = _walk(root, ["listen"])
     endpoints = [] if listen is None else list(listen.args)
     servers = _servers(root)

@@ -216,3 +216,53 @@ async def wait_for_event(cluster: Cluster, reason: str, agent: Agent) -> None:
                 return
         await asyncio.sleep(0.05)
     raise AssertionError(f"no Event {reason}\n{agent.log()}")
+
+
+async def test_each_refused_version_counts_once(cluster: Cluster, tmp_path: Path) -> None:
+    """An invalid version, and one without the config's key, are each one `invalid`, also
+    when a relist after 410 Gone delivers the same version again; taking a version back
+    off the config directory is no change (nothing `unchanged`)."""
+    srs = EmptyDirStandIn(tmp_path, tick=FAST_TICK)
+    srs.conf_dir.mkdir(parents=True)
+    srs.rtmp_port, srs.api_port = free_port(), free_port()
+    srs.http_port, srs.exporter_port = free_port(), free_port()
+    await cluster.create({"srs.conf": srs.render()})
+    code, out = await run_once(cluster, srs.conf_dir, tmp_path)
+    assert code == 0, out
+    await relaunch(srs)
+    good = (srs.conf_dir / "srs.conf").read_text()
+    await cluster.patch({"srs.conf": srs.render(hls_fragment="4;;")})  # before the agent
+    first_watch: list[int] = []
+
+    def first(request: kmock.Request) -> bool:
+        if request.action != kmock.action.WATCH:
+            return False
+        first_watch[:] = first_watch or [request.id]
+        return bool(request.id == first_watch[0])
+
+    cluster.emulator[first] << {
+        "type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "code": 410,
+                                    "reason": "Expired", "message": "too old resource version"},
+    }
+    args = agent_args(srs, srs.conf_dir, "--source", f"configmap/{NAME}",
+                      "--pod-name", "srs-0")
+    try:
+        async with running_agent(tmp_path, args, cluster.env) as agent:
+            await agent.wait_ready()
+            await agent.wait_log("read ConfigMap", count=2)  # the relist after 410
+            await agent.wait_count("invalid", 1)
+            await wait_for_event(cluster, "ConfigInvalid", agent)
+            assert (srs.conf_dir / "srs.conf").read_text() == good
+            await cluster.request("PATCH", f"{PATH}/{NAME}",  # no key srs.conf
+                                  {"data": {"srs.conf": None, "other": "x"}})
+            await agent.wait_count("invalid", 2)
+            await agent.wait_log(f"ConfigMap {NAMESPACE}/{NAME} has no key srs.conf "
+                                 "(keys: other)")
+            await cluster.patch({"srs.conf": srs.render(hls_fragment="5")})
+            await agent.wait_count("success", 1)
+            assert srs.sighups() == 1
+            metrics = await agent.metrics()
+            assert metrics[("srs_agent_reloads_total", (("result", "invalid"),))] == 2
+            assert metrics[("srs_agent_reloads_total", (("result", "unchanged"),))] == 0
+    finally:
+        await srs.stop()

@@ -108,3 +108,17 @@ def test_content_sha256_covers_included_files_and_not_paths(tmp_path: Path) -> N
     assert content_sha256(load(str(tmp_path / "b" / "srs.conf"))) == first
     write(Path(vhost), "vhost v { hls { hls_fragment 3; } }\n")
     assert content_sha256(load(main)) != first
+
+
+def test_srs_resolves_includes_from_its_working_directory_only(tmp_path: Path) -> None:
+    """The reload gate reads what SRS will read: `beside=False` looks in cwd alone."""
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    main = conf_dir / "srs.conf"
+    main.write_text("listen 1935;\ninclude vhost.conf;\n")
+    (conf_dir / "vhost.conf").write_text("vhost a {}\n")
+    assert load(str(main), cwd=str(tmp_path)).get("vhost") is not None  # beside: found
+    with pytest.raises(ConfigSyntaxError, match="SRS's working directory"):
+        load(str(main), cwd=str(tmp_path), beside=False)
+    main.write_text("listen 1935;\ninclude conf/vhost.conf;\n")  # as SRS resolves it
+    assert load(str(main), cwd=str(tmp_path), beside=False).get("vhost") is not None
