@@ -158,22 +158,28 @@ class Exporter:
     # -- one read -----------------------------------------------------------------
 
     async def refresh(self) -> None:
-        """Read SRS once and replace what is served, success or not."""
+        """Read SRS once and replace what is served, success or not. Whatever ends a
+        read early (an error SRS caused, or one nobody foresaw, which still propagates),
+        the figures of an older read are never served again as current."""
         started = self.clock()
+        served = False
         try:
             reading = await self.read()
         except _READ_ERRORS as exc:
             reason = error_reason(exc)
             self.errors[reason] += 1
-            self.up = False
-            self.families = []  # nothing from an older read is served as current
             self._globals_from = None
             self._report(reason, exc)
         else:
-            self.families = self.model.families(reading)
-            self.up = True
+            # In a thread: at 10,000 streams this is tens of ms of pure Python, which
+            # would otherwise hold up the loop the sidecar's reload shares.
+            self.families = await asyncio.to_thread(self.model.families, reading)
+            self.up = served = True
             self._report("up", None, reading)
         finally:
+            if not served:
+                self.up = False
+                self.families = []  # nothing from an older read is served as current
             self.reads += 1
             self._read_at = self.clock()
             self.duration = self._read_at - started
@@ -223,7 +229,7 @@ class Exporter:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._follow_srs(summary.process.pid)
+        self._follow_srs(summary.process.pid, probed=source is None)
         return Reading(summary=summary, streams=streams, vhosts=vhosts, builtin=builtin,
                        version=version, proc=proc)
 
@@ -287,10 +293,11 @@ class Exporter:
         self.errors[reason] += 1
         log.debug("optional read of SRS failed", extra=fields(reason=reason, error=str(exc)))
 
-    def _follow_srs(self, pid: int | None) -> None:
-        """A new SRS process may be another version: look for its /metrics again."""
+    def _follow_srs(self, pid: int | None, probed: bool) -> None:
+        """A new SRS process may be another version: look for its /metrics again,
+        unless this very read just did."""
         if pid != self._srs_pid:
-            if self._srs_pid is not None:
+            if self._srs_pid is not None and not probed:
                 self._globals_from = None
             self._srs_pid = pid
 

@@ -11,8 +11,9 @@ What shapes this module:
   counters, the stream and client tables).
 - Stream series are bounded: at most `max_streams` streams get their own labels (most
   clients first); the rest, and streams the include/exclude globs keep out, are summed
-  per vhost into one series with `app` and `stream` = `__other__`. So `sum()` over any
-  stream series still equals SRS's total.
+  per vhost into one series with `app` and `stream` = `__other__`. So `sum()` over a
+  stream gauge (clients, kbps, publish_active) still equals SRS's total; byte counters
+  differ: see the next point.
 - A sum of byte counters over a changing set of streams is not monotonic (a stream moving
   to its own series takes its bytes away), which Prometheus would read as a reset. The
   `__other__` byte counters therefore add only what each stream moved while it was
@@ -69,7 +70,9 @@ BUILTIN_NAMES = frozenset(name for name, _, _ in BUILTIN)
 _HELP = {name: help_text for name, _, help_text in BUILTIN}
 _TYPE = {name: kind for name, kind, _ in BUILTIN}
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and lone surrogates (a JSON "\ud800" escape), which UTF-8 cannot
+# encode: one of them in a label would fail every scrape.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 # ---------------------------------------------------------------------------
@@ -78,12 +81,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_label(value: str) -> str:
-    """A label value that is safe and bounded: control characters become `_`, and a value
-    longer than LABEL_MAX is cut and given a hash suffix, so two long names stay apart.
+    """A label value that is safe and bounded: control characters and lone surrogates
+    become `_`, and a value longer than LABEL_MAX is cut and given a hash suffix, so two
+    long names stay apart.
     (Quotes, backslashes and newlines are escaped by the exposition format itself.)"""
     if len(value) <= LABEL_MAX and value.isprintable():
         return value  # the common case, kept cheap: it runs for every labelled stream
-    text = _CONTROL.sub("_", value)
+    text = _UNSAFE.sub("_", value)
     if len(text) <= LABEL_MAX:
         return text
     digest = hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()[:8]
@@ -279,25 +283,29 @@ def vhost_families(vhosts: Sequence[Vhost]) -> list[Metric]:
 class OtherBytes:
     """Monotonic byte counters of the `__other__` series, per vhost label.
 
-    Each read adds, for every stream summed in `__other__`, what it moved since the last
-    read (all of it when first seen, or when its counter went back: a new stream object
-    behind the same id). State is kept for every stream id SRS listed last time, so it
-    stays bounded by SRS's own stream count.
+    Each read adds, for every stream summed in `__other__`, what it moved since it was
+    last seen (all of it when first seen, or when its counter went back: a new stream
+    object behind the same id). State is kept for every stream id SRS listed in the last
+    read, and for one read more for those it then missed (paging can skip a stream when
+    many before it go away between two requests: it must not count again from 0), so
+    it stays bounded by twice SRS's own stream count.
     """
 
     last: dict[str, tuple[int, int]] = field(default_factory=dict)
+    missed: dict[str, tuple[int, int]] = field(default_factory=dict)
     totals: dict[str, list[int]] = field(default_factory=dict)
 
     def update(self, streams: Sequence[Stream], others: Sequence[tuple[str, Stream]]) -> None:
-        last = self.last
+        last, missed = self.last, self.missed
         for vhost, stream in others:
             total = self.totals.setdefault(vhost, [0, 0])
-            before = last.get(stream.id)
+            before = last.get(stream.id) or missed.get(stream.id)
             if before is None or stream.send_bytes < before[0] or stream.recv_bytes < before[1]:
                 before = (0, 0)
             total[0] += stream.send_bytes - before[0]
             total[1] += stream.recv_bytes - before[1]
         self.last = {s.id: (s.send_bytes, s.recv_bytes) for s in streams}
+        self.missed = {sid: seen for sid, seen in last.items() if sid not in self.last}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -50,8 +51,18 @@ def parse_duration(raw: str) -> float:
             pos = match.end()
         if pos != len(text) or not text:
             raise InvalidValue("expected a duration such as 500ms, 30s, 5m, 3d") from None
+    if not math.isfinite(value):
+        raise InvalidValue("expected a finite duration")
     if value < 0:
         raise InvalidValue("expected a duration of zero or more")
+    return value
+
+
+def parse_timeout(raw: str) -> float:
+    """A duration above zero (a timeout of 0 would fail every request)."""
+    value = parse_duration(raw)
+    if value <= 0:
+        raise InvalidValue("expected a duration above zero")
     return value
 
 
@@ -243,7 +254,7 @@ class SrsSettings(LogSettings):
         "http://127.0.0.1:1985", "Base URL of SRS's HTTP API.", parse_http_url, metavar="URL"
     )
     srs_timeout: float = setting(
-        2.0, "Timeout of each request to SRS's API.", parse_duration, metavar="DURATION"
+        2.0, "Timeout of each request to SRS's API.", parse_timeout, metavar="DURATION"
     )
     config_dir: str = setting(
         "/usr/local/srs/conf", "Directory SRS reads its config from (the mounted ConfigMap).",
@@ -459,7 +470,7 @@ class CleanupSettings(LogSettings, OpsSettings, KubeSettings):
         "empty turns it off.", parse_optional_http_url, metavar="URL",
     )
     srs_timeout: float = setting(
-        2.0, "Timeout of each request to SRS's API.", parse_duration, metavar="DURATION"
+        2.0, "Timeout of each request to SRS's API.", parse_timeout, metavar="DURATION"
     )
     leader_elect: bool = setting(
         False, "Hold a Kubernetes Lease while cleaning, so only one cleaner runs at a time.",

@@ -135,6 +135,8 @@ class Agent:
                 except aiohttp.ClientConnectionError:
                     pass
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.proc.kill()  # never left running behind a failed bench
+                    self.proc.wait()
                     raise RuntimeError(f"{self.cmd} did not become ready")
                 await asyncio.sleep(0.05)
 

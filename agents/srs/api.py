@@ -329,12 +329,13 @@ class _Obj:
         raise self._bad(key, "a string", value)
 
     def _int(self, key: str, value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        number = value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)  # the envelope's pid is a string
+            number = int(value)
+        elif isinstance(value, str) and len(value) <= 24 and value.strip().lstrip("-").isdecimal():
+            number = int(value)  # the envelope's pid is a string
+        if isinstance(number, int) and not isinstance(number, bool) and -(2**63) <= number < 2**64:
+            return number  # SRS writes int64/uint64
         raise self._bad(key, "an integer", value)
 
     def _float(self, key: str, value: Any) -> float:
@@ -386,11 +387,15 @@ def _kind(value: Any) -> str:
 def decode_reply(body: bytes, path: str) -> dict[str, Any]:
     """Body of an SRS API reply -> its JSON object; raises SrsApiError if `code != 0`."""
     try:
-        doc = json.loads(body.decode("utf-8", errors="replace"))
+        # strict=False: SRS writes control characters in strings raw (json_serialize_string).
+        doc = json.loads(body.decode("utf-8", errors="replace"), strict=False)
     except json.JSONDecodeError as exc:
         snippet = body[:80].decode("utf-8", errors="replace")
         detail = f"reply is not JSON ({exc.msg} at {exc.pos}): {snippet!r}"
         raise SrsProtocolError(path, detail) from None
+    except (ValueError, RecursionError) as exc:  # an int of 4300+ digits; nesting too deep
+        snippet = body[:80].decode("utf-8", errors="replace")
+        raise SrsProtocolError(path, f"reply is not SRS's JSON ({exc}): {snippet!r}") from None
     top = _Obj(doc, "reply", path)
     code = top.req_int("code")
     if code != 0:

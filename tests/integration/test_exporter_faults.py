@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from agents.exporter import Exporter
+from agents.runtime.ops import Health, OpsServer
 from agents.settings import ExporterSettings
 from tests.integration.exporter_helpers import Scrape, scrape, serving
 
@@ -184,6 +188,39 @@ async def test_a_failed_read_serves_srs_up_0_and_nothing_else(
         assert got.value("srs_up") == 1 and got.has("srs_stream_clients")
 
 
+async def test_a_read_ended_by_any_error_leaves_nothing_old_to_serve_from_cache(
+    srs: RecordedSrs,
+) -> None:
+    """Summaries nested deeper than a JSON decoder goes: whatever error that ends the
+    read with, no scrape afterwards, cached or not, may show the last good read's
+    figures as current."""
+    now = [0.0]
+    exporter = Exporter(settings(srs.url, cache_ttl=10.0), clock=lambda: now[0])
+    registry = CollectorRegistry()
+    registry.register(exporter.collector)
+    async with exporter:
+        server = OpsServer(("127.0.0.1", 0), [registry], Health(), [exporter.before_scrape])
+        await server.start()
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            assert (await scrape(base)).value("srs_up") == 1
+            srs.faults["/api/v1/summaries"] = reply("[" * 100_000)
+            replies = []
+            async with aiohttp.ClientSession() as http:
+                for now[0] in (20.0, 21.0, 25.0):  # a new read, then two from its cache
+                    async with http.get(base + "/metrics") as resp:
+                        replies.append((resp.status, await resp.text()))
+        finally:
+            await server.stop()
+    assert exporter.reads == 2  # at start, and at 20.0: the others came from the cache
+    for status, text in replies:
+        if status == 200:
+            got = Scrape(text)
+            assert got.value("srs_up") == 0 and got.srs_series() == [], text
+        else:  # an error nobody foresaw: a failed scrape, never old figures
+            assert status == 500
+
+
 async def test_a_fault_on_a_later_page_fails_the_whole_read() -> None:
     server = RecordedSrs(count=1200)  # 3 pages of 500
     await server.start()
@@ -254,6 +291,27 @@ async def test_srs_metrics_is_read_alone_once_known(srs: RecordedSrs) -> None:
     assert srs.requests["/metrics"] == 4
     assert srs.requests.get("/api/v1/self_proc_stats") == 1  # only while finding out
     assert srs.requests.get("/api/v1/versions") == 1
+
+
+async def test_a_new_srs_process_is_probed_once(srs: RecordedSrs) -> None:
+    """SRS gone, then back as a new process: the first read after it looks for its
+    /metrics again (it may be another version), and once found, reads it alone."""
+    summaries = recorded("api_summaries.json")
+
+    async def new_pid(request: web.Request) -> web.StreamResponse:
+        doc = copy.deepcopy(summaries)
+        doc["data"]["self"]["pid"] += 1
+        return web.json_response(doc)
+
+    async with serving(settings(srs.url)) as (_, base):
+        srs.faults["/api/v1/summaries"] = reply("<html>Bad Gateway</html>", 502)
+        assert (await scrape(base)).value("srs_up") == 0
+        srs.faults["/api/v1/summaries"] = new_pid
+        for _ in range(3):
+            got = await scrape(base)
+            assert got.value("srs_up") == 1 and got.has("srs_clients_total")
+    assert srs.requests["/metrics"] == 5  # start, and each of the 4 scrapes
+    assert srs.requests["/api/v1/versions"] == 2  # start, and the first read of the new SRS
 
 
 async def test_srs3_shapes_and_paging_that_ignores_start() -> None:

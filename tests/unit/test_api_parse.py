@@ -324,3 +324,26 @@ def test_raw_api_config() -> None:
     assert config.http_api_enabled and config.raw_api_enabled and config.allow_reload
     assert config.listen == "127.0.0.1:1985"
     assert not config.allow_query and not config.allow_update
+
+
+@pytest.mark.parametrize("body", [
+    b'{"code":0,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # nesting too deep
+    b'{"code":' + b"1" * 5000 + b"}",  # an int Python refuses to parse (4300+ digits)
+])
+def test_garbage_replies_are_protocol_errors(body: bytes) -> None:
+    with pytest.raises(SrsProtocolError):
+        decode_reply(body, "/api/v1/streams/")
+
+
+def test_raw_control_characters_in_strings_are_read_as_srs_writes_them() -> None:
+    doc = decode_reply(b'{"code":0,"name":"a\x01b"}', "/api/v1/streams/")
+    assert doc["name"] == "a\x01b"
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 30, 2**70, -(2**64)])
+def test_integers_outside_what_srs_writes_are_refused(value: object) -> None:
+    doc = json.loads(json.dumps({"code": 0, "server": "s", "service": "v", "pid": "1",
+                                 "data": {"major": value, "minor": 0, "revision": 1,
+                                          "version": "6.0.1"}}))
+    with pytest.raises(SrsProtocolError):
+        parse_version(doc)

@@ -307,6 +307,22 @@ def test_other_byte_counters_never_go_down_as_streams_move() -> None:
     assert set(model.streams.other_bytes.last) == {"A", "C"}  # bounded by SRS's list
 
 
+def test_a_stream_one_read_missed_is_not_counted_twice() -> None:
+    """Paging can miss a stream when many streams before the window go away between two
+    requests; when it shows again, only what it moved since it was last seen is new."""
+    other = OtherBytes()
+    a1, b1 = stream("a", sid="A", send=100), stream("b", sid="B", send=1000)
+    other.update([a1, b1], [("v", a1), ("v", b1)])
+    a2 = stream("a", sid="A", send=150)
+    other.update([a2], [("v", a2)])  # B missed by this read
+    a3, b3 = stream("a", sid="A", send=160), stream("b", sid="B", send=1200)
+    other.update([a3, b3], [("v", a3), ("v", b3)])
+    assert other.totals["v"][0] == 160 + 1200
+    other.update([], [])
+    other.update([], [])  # gone for two reads: forgotten, state bounded
+    assert other.last == {} and other.missed == {}
+
+
 def test_other_bytes_state_forgets_streams_srs_no_longer_lists() -> None:
     other = OtherBytes()
     other.update([stream("a", sid="A")], [("v", stream("a", sid="A"))])
@@ -324,6 +340,15 @@ def test_label_values_are_safe_and_bounded() -> None:
     streams = [stream('q"uo\\te\nd', 1)]
     ours = exposition(Model(10, StreamFilter()).streams.families(streams, {}))
     assert [s.labels["stream"] for s in ours["srs_stream_clients"].samples] == ['q"uo\\te_d']
+
+
+def test_a_lone_surrogate_cannot_break_the_exposition() -> None:
+    """A `\\ud800` escape in a reply decodes to a lone surrogate, which UTF-8 cannot
+    encode: kept in a label, it would fail every scrape while the stream exists."""
+    name = json.loads('"cam\\ud800"')
+    assert safe_label(name) == "cam_"
+    ours = exposition(Model(10, StreamFilter()).streams.families([stream(name, 1)], {}))
+    assert [s.labels["stream"] for s in ours["srs_stream_clients"].samples] == ["cam_"]
 
 
 def test_names_that_clash_after_cutting_are_summed_not_merged() -> None:
