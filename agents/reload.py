@@ -45,7 +45,6 @@ from agents.errors import ConfigError
 from agents.kube.events import PodEvents, client_factory, has_api_access
 from agents.reload_gate import (
     Action,
-    Backoff,
     Decision,
     decide,
     missing_listen_ports,
@@ -54,6 +53,7 @@ from agents.reload_gate import (
     unexpected_reload,
 )
 from agents.runtime import lifecycle
+from agents.runtime.backoff import Backoff
 from agents.runtime.logs import fields
 from agents.runtime.ops import Health, OpsServer
 from agents.settings import DrainSettings, ReloadSettings

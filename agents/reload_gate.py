@@ -3,7 +3,6 @@
 - `decide`: what to do with the config now on disk (reload, nothing, refuse, restart).
 - `srs_runs_disk_config`: whether SRS read the config on disk itself (it started later).
 - `srs_auto_reload`: whether SRS will also reload by itself on inotify (double reloads).
-- `Backoff`: the capped doubling delay while SRS is down.
 """
 
 from __future__ import annotations
@@ -137,27 +136,6 @@ def srs_auto_reload(
     if cgroup_of_pid1 is not None and "/docker" in cgroup_of_pid1:
         return AutoReload(True, f"{docker_reload_why} and /proc/1/cgroup names docker")
     return AutoReload(False, f"{inotify_why}, not in docker")
-
-
-# ---------------------------------------------------------------------------
-# Backoff while SRS is down
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class Backoff:
-    """0.2 s doubling to 5 s by default; `reset()` once SRS answers."""
-
-    first: float = 0.2
-    cap: float = 5.0
-    current: float = 0.0
-
-    def next(self) -> float:
-        self.current = self.first if self.current <= 0 else min(self.cap, self.current * 2)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 def missing_listen_ports(wanted: Iterable[int], listening: Iterable[int]) -> list[int]:

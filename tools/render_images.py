@@ -4,8 +4,8 @@ The pictures are generated from `kubectl kustomize` output, never drawn by hand,
 drift from the manifests (a test renders them again and compares). Pure Python, no Graphviz: a
 fixed three-column layout (Services | workloads | configuration and storage) written as SVG.
 
-    python tools/render_images.py            # rewrite images/*.svg
-    python tools/render_images.py --check    # exit 1 if any picture is out of date
+    .venv/bin/python tools/render_images.py            # rewrite images/*.svg
+    .venv/bin/python tools/render_images.py --check    # exit 1 if any picture is out of date
 """
 
 from __future__ import annotations

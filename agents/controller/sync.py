@@ -41,7 +41,7 @@ from agents.controller.reconcile import (
 from agents.controller.targets import Defaults, Target, TargetError, target_of
 from agents.kube.client import KubeConflict, KubeError, KubeForbidden
 from agents.kube.watch import Store
-from agents.reload_gate import Backoff
+from agents.runtime.backoff import Backoff
 from agents.runtime.logs import fields
 
 log = logging.getLogger("srs_agent.controller")

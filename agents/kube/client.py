@@ -1,8 +1,13 @@
 """The one module that imports the official `kubernetes` client.
 
-It blocks, so every call goes through `Kube.call`, which runs it in a thread and
+It blocks, so every call goes through `Kube.call_json`, which runs it in a thread and
 turns the client's exceptions into ours. Commands import this module only when they
 talk to the API (cleanup only with --leader-elect), so the others stay small.
+
+`Kube.request` makes a request on the client's configured pool directly (auth, TLS
+and token refresh included) and blocks: the reload agent's ConfigMap watch and pod
+Events use it from their own threads, without the generated API classes (CoreV1Api
+alone costs ~20 MB of memory, more than the rest of that agent).
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import kubernetes
 import urllib3
@@ -19,6 +25,8 @@ import urllib3
 from agents.errors import ConfigError, PermanentError, RetryableError
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+CONNECT_TIMEOUT = 10.0  # of `Kube.request`
+READ_TIMEOUT = 30.0
 
 
 class KubeError(RetryableError):
@@ -39,6 +47,10 @@ class KubeNotFound(KubeError):
 
 class KubeForbidden(PermanentError):
     """401/403: the service account may not do this; RBAC must change."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Kube:
@@ -73,17 +85,61 @@ class Kube:
         except ValueError:
             raise KubeError(f"Kubernetes API {what}: reply is not JSON") from None
 
+    def request(
+        self, method: str, path: str, *, query: Mapping[str, str] | None = None,
+        body: Any = None, read_timeout: float = READ_TIMEOUT,
+    ) -> Any:
+        """The urllib3 response, not yet read (blocks). A status >= 400 raises what
+        `call_json` raises for it (KubeError or a subclass, KubeForbidden); connection
+        faults raise urllib3's HTTPError or OSError."""
+        url = str(self.api_client.configuration.host).rstrip("/") + path
+        if query:
+            url += "?" + urlencode(query)
+        headers = {"Accept": "application/json", **self.api_client.default_headers}
+        for auth in self.api_client.configuration.auth_settings().values():  # token, refreshed
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[auth["key"]] = auth["value"]
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        resp = self.api_client.rest_client.pool_manager.request(
+            method, url, body=data, headers=headers, preload_content=False, retries=False,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout),
+        )
+        if resp.status >= 400:
+            text = resp.read()
+            resp.release_conn()
+            raise _error(resp.status, str(resp.reason or ""), text)
+        return resp
+
+    def request_json(self, method: str, path: str, body: Any = None) -> Any:
+        """`request`, its reply read and parsed (blocks); ValueError if it is not JSON."""
+        resp = self.request(method, path, body=body)
+        try:
+            return json.loads(resp.read())
+        finally:
+            resp.release_conn()
+
     def close(self) -> None:
         self.api_client.close()
 
 
 def _translate(exc: Any, what: str) -> Exception:
     status = int(exc.status) if exc.status else None
-    message = f"Kubernetes API {what}: HTTP {status} {exc.reason or ''}".rstrip()
+    return _error(status, str(exc.reason or ""), exc.body, f"Kubernetes API {what}: ")
+
+
+def _error(
+    status: int | None, reason: str, body: Any, prefix: str = "",
+) -> KubeError | KubeForbidden:
+    """The error for an API server's error status; its message names the status and the
+    message the server's Status object carries."""
+    message = f"{prefix}HTTP {status} {reason}".rstrip()
     try:
-        body = json.loads(exc.body) if exc.body else {}
-        if isinstance(body, dict) and body.get("message"):
-            message += f": {body['message']}"
+        doc = json.loads(body) if body else {}
+        if isinstance(doc, dict) and doc.get("message"):
+            message += f": {doc['message']}"
     except ValueError:
         pass
     if status == 409:
@@ -91,7 +147,7 @@ def _translate(exc: Any, what: str) -> Exception:
     if status == 404:
         return KubeNotFound(message, status)
     if status in (401, 403):
-        return KubeForbidden(message)
+        return KubeForbidden(message, status)
     return KubeError(message, status)
 
 

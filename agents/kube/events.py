@@ -12,19 +12,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.runtime.logs import fields
+
+if TYPE_CHECKING:
+    from agents.kube.client import Kube
+    from agents.kube.configmap_source import ClientFactory
 
 log = logging.getLogger("srs_agent.kube.events")
 
 COMPONENT = "srs-agent"
 MESSAGE_LIMIT = 1024  # the API server rejects longer Event messages
 REPEAT_AFTER = 300.0  # the same reason+message again only after this many seconds
-
-ClientFactory = Callable[[], tuple[Any, str]]  # -> (kubernetes ApiClient, namespace)
 
 
 def event_body(
@@ -82,7 +83,7 @@ class PodEvents:
     def __init__(self, pod_name: str, client_factory: ClientFactory | None) -> None:
         self.pod_name = pod_name
         self._factory = client_factory
-        self._client: tuple[Any, str] | None = None
+        self._client: Kube | None = None
         self._lock = threading.Lock()
         self._last: dict[tuple[str, str], float] = {}
 
@@ -111,19 +112,19 @@ class PodEvents:
         from urllib3.exceptions import HTTPError  # noqa: PLC0415
 
         from agents.errors import ConfigError  # noqa: PLC0415
-        from agents.kube.configmap_source import KubeApiError, KubeHttp  # noqa: PLC0415
+        from agents.kube.client import KubeError, KubeForbidden  # noqa: PLC0415
 
         try:
             with self._lock:
                 if self._client is None:
                     assert self._factory is not None
                     self._client = self._factory()
-            api_client, namespace = self._client
-            body = event_body(namespace, self.pod_name, reason=reason, message=message,
+            kube = self._client
+            body = event_body(kube.namespace, self.pod_name, reason=reason, message=message,
                               event_type=event_type, now=datetime.now(UTC))
-            KubeHttp(api_client).json(
-                "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events", body)
-        except KubeApiError as exc:
+            kube.request_json(
+                "POST", f"/api/v1/namespaces/{quote(kube.namespace, safe='')}/events", body)
+        except (KubeError, KubeForbidden) as exc:
             log.warning("cannot create Event on pod: %s", exc,
                         extra=fields(pod=self.pod_name, reason=reason,
                                      hint="RBAC needs create on events"))

@@ -11,20 +11,25 @@ ends at once. `Store` keeps the objects on the loop's side.
 
 RBAC: list and watch on the kind. With `field_selector="metadata.name=NAME"` a Role may
 limit both to that name (resourceNames).
+
+`ThreadedWatch` is the thread-to-asyncio part alone (the thread, its stop, the socket
+shut down under it, the backoff pause, the parsing of the watch stream); the reload
+agent's `ConfigMapSource` follows its ConfigMap with it too, by GET then WATCH.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from agents.reload_gate import Backoff
+from agents.runtime.backoff import Backoff
 from agents.runtime.logs import fields
 
 log = logging.getLogger("srs_agent.kube.watch")
@@ -34,6 +39,7 @@ CONNECT_TIMEOUT = 10.0
 PAGE_SIZE = 500
 
 Object = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,106 @@ class GoneError(Exception):
     """410 Gone: the resourceVersion is too old (or a list's continue token expired)."""
 
 
-class Watch:
+class ThreadedWatch(Generic[T]):
+    """A daemon thread that follows the API and hands what it reads to the event loop.
+
+    Subclasses write `_follow(deliver)`, the blocking loop run in the thread; it ends
+    when `_stopping` is set, and reads each watch stream inside `_streaming(resp)`, so
+    that `close()` can shut the stream's socket down under a blocked read.
+    """
+
+    _log = log  # where `_pause` logs; a subclass names its own logger
+
+    def __init__(self, thread_name: str, receive: Callable[[T], None]) -> None:
+        self._thread_name = thread_name
+        self._receive = receive
+        self._stopping = threading.Event()
+        self._resp: Any = None
+        self._resp_lock = threading.Lock()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow until `stop` is set; a crash of the thread is raised here."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def deliver(item: T) -> None:
+            loop.call_soon_threadsafe(self._receive, item)
+
+        def body() -> None:
+            try:
+                self._follow(deliver)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by run() on the loop
+                loop.call_soon_threadsafe(_settle, ended, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, ended, None)
+
+        thread = threading.Thread(target=body, name=self._thread_name, daemon=True)
+        thread.start()
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([ended, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            self.close()
+        if ended.done():
+            ended.result()
+
+    def close(self) -> None:
+        """Make the thread end now: flag it, and shut the watch socket down under it."""
+        self._stopping.set()
+        with self._resp_lock:
+            resp = self._resp
+        if resp is not None:
+            _shutdown(resp)
+
+    # -- the thread --------------------------------------------------------------
+
+    def _follow(self, deliver: Callable[[T], None]) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _streaming(self, resp: Any) -> Iterator[Any]:
+        """Hold `resp` where `close()` finds it while the thread reads it; release it after."""
+        with self._resp_lock:
+            self._resp = resp
+        try:
+            yield resp
+        finally:
+            with self._resp_lock:
+                self._resp = None
+            resp.release_conn()
+
+    def _pause(self, backoff: Backoff, reason: str, **place: str) -> None:
+        delay = backoff.next()
+        self._log.warning("Kubernetes API fault; retrying", extra=fields(
+            **place, reason=reason, retry_in=round(delay, 2)))
+        self._stopping.wait(delay)
+
+
+def watch_events(resp: Any, backoff: Backoff) -> Iterator[tuple[float, str, Object]]:
+    """(time.monotonic() when read, type, object) of each event of a watch stream.
+
+    Raises GoneError for an ERROR event with code 410, ValueError for any other ERROR
+    event or a line that is not JSON; resets `backoff` at each good event.
+    """
+    for line in _lines(resp):
+        received_at = time.monotonic()
+        event = json.loads(line)
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise GoneError()
+            raise ValueError(f"watch error: {obj.get('code')} {obj.get('message')}")
+        backoff.reset()
+        yield received_at, kind, obj
+
+
+def resource_version_of(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class Watch(ThreadedWatch[WatchEvent]):
     """Follows one kind in one namespace; calls `on_event` on the event loop.
 
     `list_fn` is the client's list call for the kind, e.g.
@@ -118,54 +223,16 @@ class Watch:
         field_selector: str = "",
         watch_seconds: int = WATCH_SECONDS,
     ) -> None:
+        super().__init__(f"watch-{what}", on_event)
         self.what = what
         self.list_fn = list_fn
         self.namespace = namespace
-        self.on_event = on_event
         self.selectors: dict[str, str] = {}
         if label_selector:
             self.selectors["label_selector"] = label_selector
         if field_selector:
             self.selectors["field_selector"] = field_selector
         self.watch_seconds = watch_seconds
-        self._stopping = threading.Event()
-        self._resp: Any = None
-        self._resp_lock = threading.Lock()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Follow the objects until `stop` is set; a crash of the thread is raised here."""
-        loop = asyncio.get_running_loop()
-        ended: asyncio.Future[None] = loop.create_future()
-
-        def deliver(event: WatchEvent) -> None:
-            loop.call_soon_threadsafe(self.on_event, event)
-
-        def body() -> None:
-            try:
-                self._follow(deliver)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by run() on the loop
-                loop.call_soon_threadsafe(_settle, ended, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, ended, None)
-
-        thread = threading.Thread(target=body, name=f"watch-{self.what}", daemon=True)
-        thread.start()
-        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait([ended, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            self.close()
-        if ended.done():
-            ended.result()
-
-    def close(self) -> None:
-        """Make the thread end now: flag it, and shut the watch socket down under it."""
-        self._stopping.set()
-        with self._resp_lock:
-            resp = self._resp
-        if resp is not None:
-            _shutdown(resp)
 
     # -- the thread --------------------------------------------------------------
 
@@ -187,7 +254,7 @@ class Watch:
                 resource_version, events = self._watch(resource_version, deliver, backoff)
                 if not events and time.monotonic() - started < 1.0:
                     # A watch the server ends at once, with nothing in it: do not spin.
-                    self._pause(backoff, where, "watch ended at once")
+                    self._pause(backoff, "watch ended at once", watch=where)
             except GoneError:
                 log.info("watch expired (410 Gone); listing again", extra=fields(watch=where))
                 resource_version = None
@@ -197,11 +264,11 @@ class Watch:
                              extra=fields(watch=where))
                     resource_version = None
                     continue
-                self._pause(backoff, where, f"HTTP {exc.status} {exc.reason}")
+                self._pause(backoff, f"HTTP {exc.status} {exc.reason}", watch=where)
             except (HTTPError, OSError, ValueError) as exc:
                 if self._stopping.is_set():
                     return
-                self._pause(backoff, where, f"{type(exc).__name__}: {exc}")
+                self._pause(backoff, f"{type(exc).__name__}: {exc}", watch=where)
 
     def _list(self) -> tuple[list[Object], str]:
         """Every object, page by page; (objects, resourceVersion of the list)."""
@@ -231,38 +298,18 @@ class Watch:
             _request_timeout=(CONNECT_TIMEOUT, self.watch_seconds + 30.0),
             **self.selectors,
         )
-        with self._resp_lock:
-            self._resp = resp
         events = 0
-        try:
+        with self._streaming(resp):
             if self._stopping.is_set():
                 return resource_version, events
-            for line in _lines(resp):
+            for _, kind, obj in watch_events(resp, backoff):
                 events += 1
-                event = json.loads(line)
-                kind = event.get("type")
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise GoneError()
-                    raise ValueError(f"watch error: {obj.get('code')} {obj.get('message')}")
-                backoff.reset()
-                rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+                rv = resource_version_of(obj)
                 if rv:
                     resource_version = rv
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     deliver(Changed(kind, obj))
             return resource_version, events
-        finally:
-            with self._resp_lock:
-                self._resp = None
-            resp.release_conn()
-
-    def _pause(self, backoff: Backoff, where: str, reason: str) -> None:
-        delay = backoff.next()
-        log.warning("Kubernetes API fault; retrying", extra=fields(
-            watch=where, reason=reason, retry_in=round(delay, 2)))
-        self._stopping.wait(delay)
 
 
 def _lines(resp: Any) -> Iterator[bytes]:
@@ -275,7 +322,7 @@ def _lines(resp: Any) -> Iterator[bytes]:
             if line.strip():
                 yield line
     if buffer.strip():
-        yield buffer
+        yield buffer  # the last event of a stream that ends without a newline
 
 
 def _shutdown(resp: Any) -> None:

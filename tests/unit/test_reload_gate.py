@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from agents.reload_gate import (
     Action,
-    Backoff,
     decide,
     missing_listen_ports,
     srs_auto_reload,
     srs_runs_disk_config,
     unexpected_reload,
 )
+from agents.runtime.backoff import Backoff
 
 
 def _decide(**kw: object) -> Action:
