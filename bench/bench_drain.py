@@ -21,29 +21,13 @@ import random
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.agentproc import AGENT
+from tests.exitclock import exit_clock
 from tests.standin.harness import StandIn
-
-AGENT = str(Path(sys.executable).with_name("srs-agent"))
-
-
-def exit_clock(pid: int) -> asyncio.Future[float]:
-    loop = asyncio.get_running_loop()
-    fd = os.pidfd_open(pid)
-    future: asyncio.Future[float] = loop.create_future()
-
-    def on_exit() -> None:
-        loop.remove_reader(fd)
-        os.close(fd)
-        if not future.done():
-            future.set_result(loop.time())
-
-    loop.add_reader(fd, on_exit)
-    return future
 
 
 def drain_command(srs: StandIn, run_dir: Path, *args: str) -> list[str]:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,10 +24,11 @@ from aiohttp import web
 
 from agents.kube.client import Kube
 from agents.kube.lease import LeaseLock, parse_lease
+from tests.agentproc import AGENT
+from tests.kmockapi import kubeconfig
 
 pytestmark = pytest.mark.integration
 
-AGENT = str(Path(sys.executable).with_name("srs-agent"))
 NS = "media"
 
 
@@ -177,17 +177,6 @@ async def slow_srs() -> AsyncIterator[tuple[SlowSrs, str]]:
         await runner.cleanup()
 
 
-def kubeconfig(path: Path, url: str) -> Path:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "kmock", "cluster": {"server": url}}],
-        "users": [{"name": "tester", "user": {}}],
-        "contexts": [{"name": "test", "context": {"cluster": "kmock", "user": "tester",
-                                                  "namespace": NS}}],
-    }))
-    return path
-
-
 async def start_cleaner(pod: str, root: Path, srs_url: str,
                         config: Path) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items()
@@ -212,7 +201,7 @@ async def test_two_cleaners_on_one_volume_take_turns(
         slow_srs: tuple[SlowSrs, str]) -> None:
     _, url = emulator
     srs, srs_url = slow_srs
-    config = kubeconfig(tmp_path / "kubeconfig", url)
+    config = kubeconfig(tmp_path / "kubeconfig", url, NS, user="tester", token=None)
     root = tmp_path / "html"
     for i in range(20):
         path = root / "live" / f"s1-{i}.ts"

@@ -11,27 +11,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kmock
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from agents.kube.lease import parse_time
+from tests import agentproc
+from tests.agentproc import AGENT, OpsAgent
+from tests.kmockapi import GONE, KmockApi, first_watch
 from tests.standin.harness import free_port
 
 pytestmark = pytest.mark.integration
 
-AGENT = os.path.join(os.path.dirname(sys.executable), "srs-agent")
 NS = "default"
 EDGE_CM = "srs-edge-config"
 ORIGIN_CM = "srs-origin-config"
@@ -84,18 +83,6 @@ PATHS = {
 }
 
 
-def kubeconfig(directory: Path, server: str) -> Path:
-    path = directory / "kubeconfig"
-    path.write_text(json.dumps({  # JSON is YAML
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "kmock", "cluster": {"server": server}}],
-        "users": [{"name": "test", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "kmock", "user": "test",
-                                                   "namespace": NS}}],
-    }))
-    return path
-
-
 def endpoint(pod: str, ready: bool = True, terminating: bool = False) -> dict[str, Any]:
     return {"addresses": ["10.0.0.1"], "hostname": pod,
             "conditions": {"ready": ready and not terminating, "serving": ready,
@@ -103,25 +90,14 @@ def endpoint(pod: str, ready: bool = True, terminating: bool = False) -> dict[st
             "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}}
 
 
-class Cluster:
+class Cluster(KmockApi):
     """The emulated API server, spoken to over real HTTP as a person or kubelet would."""
 
     def __init__(self, emulator: kmock.KubernetesEmulator, workdir: Path) -> None:
-        for resource in ("v1/configmaps", "v1/events", "v1/services", "apps/v1/statefulsets",
-                         "discovery.k8s.io/v1/endpointslices",
-                         "coordination.k8s.io/v1/leases"):
-            emulator.resources[resource] = kmock.ResourceInfo()
-        self.emulator = emulator
-        self.base = str(emulator.url).rstrip("/")
-        self.env = {"KUBECONFIG": str(kubeconfig(workdir, self.base)), "HOME": str(workdir)}
-
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
-        async with aiohttp.ClientSession() as http, http.request(
-            method, self.base + path, json=body, headers=headers
-        ) as resp:
-            assert resp.status < 300, await resp.text()
-            return await resp.json()
+        super().__init__(emulator, workdir,
+                         ("v1/configmaps", "v1/events", "v1/services", "apps/v1/statefulsets",
+                          "discovery.k8s.io/v1/endpointslices",
+                          "coordination.k8s.io/v1/leases"), NS)
 
     async def create(self, kind: str, name: str, body: dict[str, Any],
                      labels: Mapping[str, str] | None = None,
@@ -212,44 +188,20 @@ def origins_of(text: str) -> list[str]:
     return line.split(";")[0].split()[1:]
 
 
-class Controller:
+class Controller(OpsAgent):
     """One `srs-agent controller` process and its ops server."""
+
+    role = "controller"
 
     def __init__(self, workdir: Path, cluster: Cluster, *args: str, name: str = "ctl-a",
                  defaults: bool = True) -> None:
-        self.port = free_port()
+        port = free_port()
         flags = ["--origin-statefulset", STS, "--edge-configmap", EDGE_CM,
                  "--origin-configmap", ORIGIN_CM] if defaults else []
-        self.args = [AGENT, "controller", "--namespace", NS, "--pod-name", name,
-                     "--listen", f"127.0.0.1:{self.port}", "--log-format", "text",
-                     "--debounce", "0.3s", *flags, *args]
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("SRS_AGENT_")},
-                    **cluster.env}
-        self.log_path = workdir / f"controller-{name}.log"
-        self.workdir = workdir
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with open(self.log_path, "wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                cwd=self.workdir)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http, \
-                http.get(f"http://127.0.0.1:{self.port}{path}") as resp:
-            return resp.status, await resp.text()
-
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        _, text = await self.get("/metrics")
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
-
-    async def value(self, name: str, **labels: str) -> float:
-        return (await self.metrics()).get((name, tuple(sorted(labels.items()))), 0.0)
+        super().__init__(port, ["controller", "--namespace", NS, "--pod-name", name,
+                                "--listen", f"127.0.0.1:{port}", "--log-format", "text",
+                                "--debounce", "0.3s", *flags, *args],
+                         workdir, workdir / f"controller-{name}.log", cluster.env)
 
     async def wait_for(self, what: str, check: Callable[[], Awaitable[bool]],
                        timeout: float = 10.0) -> None:
@@ -277,32 +229,10 @@ class Controller:
             return await self.value("srs_controller_reconciles_total", result=result) >= count
         await self.wait_for(f"{count} {result}", reached)
 
-    async def stop(self) -> tuple[int, float]:
-        """SIGTERM; (exit code, seconds to exit)."""
-        assert self.proc is not None
-        if self.proc.returncode is not None:
-            return self.proc.returncode, 0.0
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), 10)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-            raise AssertionError(f"controller ignored SIGTERM\n{self.log()}") from None
-        return code, time.monotonic() - started
 
-
-@contextlib.asynccontextmanager
-async def running(workdir: Path, cluster: Cluster, *args: str, name: str = "ctl-a",
-                  defaults: bool = True) -> AsyncIterator[Controller]:
-    controller = Controller(workdir, cluster, *args, name=name, defaults=defaults)
-    await controller.start()
-    try:
-        yield controller
-    finally:
-        code, _ = await controller.stop()
-        assert code == 0, controller.log()
+def running(workdir: Path, cluster: Cluster, *args: str, name: str = "ctl-a",
+            defaults: bool = True) -> AbstractAsyncContextManager[Controller]:
+    return agentproc.running(Controller(workdir, cluster, *args, name=name, defaults=defaults))
 
 
 @pytest.fixture
@@ -523,18 +453,7 @@ async def test_two_controllers_one_leader_and_a_clean_handover(cluster: Cluster,
 async def test_relists_after_410_and_names_what_it_watches(cluster: Cluster,
                                                            tmp_path: Path) -> None:
     await cluster.origin_cluster(replicas=2)
-    first: list[int] = []
-
-    def first_slice_watch(request: kmock.Request) -> bool:
-        if request.action != kmock.action.WATCH or request.resource is None \
-                or request.resource.plural != "endpointslices":
-            return False
-        first[:] = first or [request.id]
-        return bool(request.id == first[0])
-
-    cluster.emulator[first_slice_watch] << {
-        "type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "code": 410,
-                                    "reason": "Expired", "message": "too old resource version"}}
+    cluster.emulator[first_watch("endpointslices")] << GONE
     async with running(tmp_path, cluster) as ctl:
         await ctl.wait_log("watch expired (410 Gone); listing again")
         await cluster.scale(3)
@@ -615,16 +534,7 @@ async def test_a_watch_the_server_ends_is_resumed_from_its_last_resource_version
     """A real API server ends every watch after its timeoutSeconds (the emulator never
     does): the first EndpointSlice watch here ends after one bookmark, as one would."""
     await cluster.origin_cluster(replicas=2)
-    first: list[int] = []
-
-    def first_slice_watch(request: kmock.Request) -> bool:
-        if request.action != kmock.action.WATCH or request.resource is None \
-                or request.resource.plural != "endpointslices":
-            return False
-        first[:] = first or [request.id]
-        return bool(request.id == first[0])
-
-    cluster.emulator[first_slice_watch] << {
+    cluster.emulator[first_watch("endpointslices")] << {
         "type": "BOOKMARK", "object": {"kind": "EndpointSlice",
                                        "apiVersion": "discovery.k8s.io/v1",
                                        "metadata": {"resourceVersion": "4242"}}}

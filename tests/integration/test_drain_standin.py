@@ -16,7 +16,6 @@ import re
 import signal
 import socket
 import struct
-import sys
 import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,11 +28,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from agents.drain import release_after_bad_settings, run_drain
 from agents.drain_plan import EXIT_RESERVE, DrainState
 from agents.settings import DrainSettings
+from tests.agentproc import AGENT
+from tests.exitclock import exit_clock
 from tests.standin.harness import StandIn
 
 pytestmark = pytest.mark.integration
 
-AGENT = str(Path(sys.executable).with_name("srs-agent"))
 SRS_HOOK = "until [ -e {done} ]; do sleep 0.2; done"  # the SRS container's preStop
 
 StandInFactory = Callable[..., Awaitable[StandIn]]
@@ -54,22 +54,6 @@ async def standin(tmp_path: Path) -> AsyncIterator[StandInFactory]:
     yield start
     for srs in started:
         await srs.stop()
-
-
-def exit_clock(pid: int) -> asyncio.Future[float]:
-    """Resolves to loop.time() at the moment `pid` exits (a pidfd turns readable)."""
-    loop = asyncio.get_running_loop()
-    fd = os.pidfd_open(pid)
-    future: asyncio.Future[float] = loop.create_future()
-
-    def on_exit() -> None:
-        loop.remove_reader(fd)
-        os.close(fd)
-        if not future.done():
-            future.set_result(loop.time())
-
-    loop.add_reader(fd, on_exit)
-    return future
 
 
 class Drain:

@@ -12,24 +12,24 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from agents.srs import conf
+from tests import agentproc
+from tests.agentproc import OpsAgent
 from tests.kubelet import ConfigMapVolume
 from tests.standin.harness import StandIn, free_port
 
 pytestmark = pytest.mark.integration
 
 FAST_TICK = 0.1
-AGENT = os.path.join(os.path.dirname(sys.executable), "srs-agent")  # the console script
 
 
 class KubeletStandIn(StandIn):
@@ -77,46 +77,14 @@ class KubeletStandIn(StandIn):
         return conf.content_sha256(conf.load(str(self.conf_path), cwd=str(self.workdir)))
 
 
-class Agent:
+class Agent(OpsAgent):
     """One `srs-agent reload` process and its ops server."""
 
     def __init__(self, workdir: Path, args: list[str], env: Mapping[str, str] | None = None):
-        self.workdir = workdir
-        self.port = free_port()
-        self.args = [
-            AGENT, "reload", "--listen", f"127.0.0.1:{self.port}",
-            "--log-format", "text", "--srs-timeout", "0.5s", *args,
-        ]
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("SRS_AGENT_")},
-                    **(env or {})}
-        self.log_path = workdir / f"agent-{self.port}.log"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with open(self.log_path, "wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                cwd=self.workdir,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http, \
-                http.get(f"http://127.0.0.1:{self.port}{path}") as resp:
-            return resp.status, await resp.text()
-
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        _, text = await self.get("/metrics")
-        found = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return found
-
-    async def value(self, name: str, **labels: str) -> float:
-        return (await self.metrics()).get((name, tuple(sorted(labels.items()))), 0.0)
+        port = free_port()
+        super().__init__(port, ["reload", "--listen", f"127.0.0.1:{port}",
+                                "--log-format", "text", "--srs-timeout", "0.5s", *args],
+                         workdir, workdir / f"agent-{port}.log", env)
 
     async def wait_until(self, what: str, check: Any, timeout: float = 15.0) -> None:
         """Poll the ops server until `check(metrics)` holds (the agent may still start)."""
@@ -154,21 +122,6 @@ class Agent:
             assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log()}"
             await asyncio.sleep(0.05)
 
-    async def stop(self) -> tuple[int, float]:
-        """SIGTERM; (exit code, seconds to exit)."""
-        assert self.proc is not None
-        if self.proc.returncode is not None:
-            return self.proc.returncode, 0.0
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), 10)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-            raise AssertionError(f"agent ignored SIGTERM\n{self.log()}") from None
-        return code, time.monotonic() - started
-
 
 def agent_args(srs: StandIn, conf_dir: Path, *extra: str) -> list[str]:
     # A pattern naming this test's config: other stand-ins may run on the machine.
@@ -178,16 +131,9 @@ def agent_args(srs: StandIn, conf_dir: Path, *extra: str) -> list[str]:
     ]
 
 
-@contextlib.asynccontextmanager
-async def running_agent(workdir: Path, args: list[str],
-                        env: Mapping[str, str] | None = None) -> AsyncIterator[Agent]:
-    agent = Agent(workdir, args, env)
-    await agent.start()
-    try:
-        yield agent
-    finally:
-        code, _ = await agent.stop()
-        assert code == 0, agent.log()
+def running_agent(workdir: Path, args: list[str],
+                  env: Mapping[str, str] | None = None) -> AbstractAsyncContextManager[Agent]:
+    return agentproc.running(Agent(workdir, args, env))
 
 
 def with_fragment(srs: StandIn, fragment: float, **overrides: str) -> str:

@@ -5,24 +5,23 @@ Events on the pod for invalid configs. The agent and the stand-in are real proce
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import kmock
 import pytest
 
+from tests.agentproc import AGENT
 from tests.integration.test_reload_agent import (
-    AGENT,
     FAST_TICK,
     Agent,
     agent_args,
     running_agent,
 )
+from tests.kmockapi import GONE, KmockApi, first_watch
 from tests.standin.harness import StandIn, free_port
 
 pytestmark = pytest.mark.integration
@@ -32,35 +31,11 @@ NAMESPACE = "default"
 PATH = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
 
 
-def kubeconfig(tmp_path: Path, server: str) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps({  # JSON is YAML
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "kmock", "cluster": {"server": server}}],
-        "users": [{"name": "test", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "kmock", "user": "test",
-                                                   "namespace": NAMESPACE}}],
-    }))
-    return path
-
-
-class Cluster:
+class Cluster(KmockApi):
     """The emulated API server, spoken to over real HTTP."""
 
     def __init__(self, emulator: kmock.KubernetesEmulator, tmp_path: Path) -> None:
-        emulator.resources["v1/configmaps"] = kmock.ResourceInfo()
-        emulator.resources["v1/events"] = kmock.ResourceInfo()
-        self.emulator = emulator
-        self.base = str(emulator.url).rstrip("/")
-        self.env = {"KUBECONFIG": str(kubeconfig(tmp_path, self.base)), "HOME": str(tmp_path)}
-
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
-        async with aiohttp.ClientSession() as http, http.request(
-            method, self.base + path, json=body, headers=headers
-        ) as resp:
-            assert resp.status < 300, await resp.text()
-            return await resp.json()
+        super().__init__(emulator, tmp_path, ("v1/configmaps", "v1/events"), NAMESPACE)
 
     async def create(self, data: dict[str, str]) -> None:
         await self.request("POST", PATH, {
@@ -142,18 +117,7 @@ async def test_api_mode_follows_the_configmap(cluster: Cluster, tmp_path: Path) 
     srs.http_port, srs.exporter_port = free_port(), free_port()
     await cluster.create({"srs.conf": srs.render()})
     # The first watch ends with 410 Gone: the agent must list again and carry on.
-    first_watch: list[int] = []
-
-    def first(request: kmock.Request) -> bool:
-        if request.action != kmock.action.WATCH:
-            return False
-        first_watch[:] = first_watch or [request.id]
-        return bool(request.id == first_watch[0])
-
-    cluster.emulator[first] << {
-        "type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "code": 410,
-                                    "reason": "Expired", "message": "too old resource version"},
-    }
+    cluster.emulator[first_watch()] << GONE
     code, out = await run_once(cluster, srs.conf_dir, tmp_path)
     assert code == 0, out
     await relaunch(srs)
@@ -232,18 +196,7 @@ async def test_each_refused_version_counts_once(cluster: Cluster, tmp_path: Path
     await relaunch(srs)
     good = (srs.conf_dir / "srs.conf").read_text()
     await cluster.patch({"srs.conf": srs.render(hls_fragment="4;;")})  # before the agent
-    first_watch: list[int] = []
-
-    def first(request: kmock.Request) -> bool:
-        if request.action != kmock.action.WATCH:
-            return False
-        first_watch[:] = first_watch or [request.id]
-        return bool(request.id == first_watch[0])
-
-    cluster.emulator[first] << {
-        "type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "code": 410,
-                                    "reason": "Expired", "message": "too old resource version"},
-    }
+    cluster.emulator[first_watch()] << GONE
     args = agent_args(srs, srs.conf_dir, "--source", f"configmap/{NAME}",
                       "--pod-name", "srs-0")
     try:

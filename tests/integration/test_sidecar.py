@@ -15,8 +15,8 @@ import pytest
 
 from agents.drain import write_atomically
 from agents.drain_plan import DrainState
+from tests.agentproc import AGENT
 from tests.integration.test_reload_agent import (
-    AGENT,
     FAST_TICK,
     Agent,
     KubeletStandIn,

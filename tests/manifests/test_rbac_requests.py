@@ -15,21 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import kmock
 import pytest
 
+from tests.agentproc import AgentProcess
+from tests.kmockapi import KmockApi
 from tests.manifests.agentcli import container_env
 from tests.manifests.kustomize import Obj
 from tests.manifests.objects import Pod, index, pod_template
@@ -37,7 +35,6 @@ from tests.standin.harness import free_port
 
 pytestmark = pytest.mark.integration
 
-AGENT = os.path.join(os.path.dirname(sys.executable), "srs-agent")
 NS = "default"  # what container_env gives metadata.namespace
 TOKEN = "agent-token"  # marks the agents' requests apart from the test's own
 RESOURCES = ("v1/configmaps", "v1/events", "v1/services", "apps/v1/statefulsets",
@@ -149,37 +146,18 @@ def test_rbac_model() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class Api:
+class Api(KmockApi):
     """kmock's emulator, filled with objects as an operator (or kube-controller-manager)
     would: over real HTTP, without the agents' token."""
 
     def __init__(self, emulator: kmock.KubernetesEmulator, workdir: Path) -> None:
-        for resource in RESOURCES:
-            emulator.resources[resource] = kmock.ResourceInfo()
-        self.emulator = emulator
-        self.base = str(emulator.url).rstrip("/")
-        kubeconfig = workdir / "kubeconfig"
-        kubeconfig.write_text(json.dumps({  # JSON is YAML
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "kmock", "cluster": {"server": self.base}}],
-            "users": [{"name": "agent", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "test", "context": {"cluster": "kmock", "user": "agent",
-                                                       "namespace": NS}}],
-        }))
-        self.env = {"KUBECONFIG": str(kubeconfig), "HOME": str(workdir)}
+        super().__init__(emulator, workdir, RESOURCES, NS, user="agent", token=TOKEN)
 
     @staticmethod
     def path(kind: str, name: str = "") -> str:
         group_version = PLURALS[kind].rsplit("/", 1)[0]
         prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
         return f"{prefix}/namespaces/{NS}/{kind}" + (f"/{name}" if name else "")
-
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
-        async with aiohttp.ClientSession() as http, http.request(
-                method, self.base + path, json=body, headers=headers) as resp:
-            assert resp.status < 300, await resp.text()
-            return await resp.json()
 
     async def create(self, kind: str, obj: Obj) -> None:
         body = copy.deepcopy(obj)
@@ -205,26 +183,12 @@ class Api:
                    for a in self.accesses())
 
 
-class Agent:
+class Agent(AgentProcess):
     """One `srs-agent` process started as its container would start it."""
 
     def __init__(self, args: Sequence[str], env: Mapping[str, str], workdir: Path,
                  name: str) -> None:
-        self.args = [AGENT, *args]
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("SRS_AGENT_")},
-                    **env}
-        self.log_path = workdir / f"{name}.log"
-        self.workdir = workdir
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with open(self.log_path, "wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                cwd=self.workdir)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__(args, workdir, workdir / f"{name}.log", env)
 
     async def wait(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
