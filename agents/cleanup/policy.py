@@ -57,25 +57,49 @@ class LiveStreams:
     """Streams publishing now, as (app, stream) pairs from SRS's API.
 
     SRS names a stream's files `<app>/<stream>-<seq>.ts`, `<app>/<stream>.m3u8` and
-    `<app>/<stream>.<ms>.flv.tmp` by default: a file is the stream's when its directory
-    is named `<app>` and its name starts with `<stream>`. The prefix test is a superset
-    (stream `s1` also shields `s10-3.ts`): it can only keep too much, never delete a
-    live file.
+    `<app>/<stream>.<ms>.flv.tmp` by default, and lets hls_path, hls_ts_file and
+    dvr_path add levels around them (`[vhost]/[app]/...`, `[app]/[stream]/[seq].ts`).
+    A file is taken as the stream's when the app's path (an app may hold '/') appears
+    in its directory's absolute path, which includes the root's own path (a root set
+    to the app directory itself), and its name or a directory below the app starts
+    with `<stream>`. The test is a superset (stream `s1` also shields `s10-3.ts`): it
+    can only keep too much, never delete a live file.
     """
 
     pairs: frozenset[tuple[str, str]] = frozenset()
-    _by_app: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False,
-                                                compare=False)
+    _apps: tuple[tuple[tuple[str, ...], str], ...] = field(default=(), init=False, repr=False,
+                                                          compare=False)
+    _cache: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False,
+                                               compare=False)
 
     def __post_init__(self) -> None:
-        by_app: dict[str, list[str]] = {}
-        for app, stream in self.pairs:
-            by_app.setdefault(app, []).append(stream)
-        self._by_app.update({app: tuple(names) for app, names in by_app.items()})
+        apps = tuple((tuple(p for p in app.split("/") if p), stream)
+                     for app, stream in sorted(self.pairs))
+        object.__setattr__(self, "_apps", apps)
 
-    def owns(self, dir_name: str, name: str) -> bool:
-        streams = self._by_app.get(dir_name)
-        return bool(streams) and name.startswith(streams)  # type: ignore[arg-type]
+    def prefixes(self, dir_path: str) -> tuple[str, ...]:
+        """Name prefixes of live files in the directory `dir_path` ('' shields every file)."""
+        cached = self._cache.get(dir_path)
+        if cached is not None:
+            return cached
+        parts = [p for p in dir_path.split("/") if p]
+        found: list[str] = []
+        for app, stream in self._apps:
+            n = len(app)
+            for end in range(n, len(parts) + 1):
+                if n and tuple(parts[end - n:end]) != app:
+                    continue
+                below = parts[end:]
+                found.append("" if any(p.startswith(stream) for p in below) else stream)
+        result = tuple(found)
+        if len(self._cache) >= 4096:
+            self._cache.clear()
+        self._cache[dir_path] = result
+        return result
+
+    def owns(self, dir_path: str, name: str) -> bool:
+        prefixes = self.prefixes(dir_path)
+        return bool(prefixes) and name.startswith(prefixes)
 
 
 @dataclass(frozen=True)
@@ -110,18 +134,18 @@ class Policy:
         """Files with an mtime before this are old enough to go."""
         return now - self.older_than
 
-    def classify(self, dir_rel: str, dir_name: str, name: str) -> Verdict:
+    def classify(self, dir_rel: str, dir_path: str, name: str) -> Verdict:
         """Decide on a file (or symlink, fifo...) by its name and place alone.
 
         `dir_rel` is its directory relative to the root ('' for the root itself),
-        `dir_name` that directory's own name (the SRS app for HLS files).
+        `dir_path` that directory's absolute path (where SRS's app and stream show).
         """
         assert self._candidate is not None and self._match is not None
         if self._candidate.match(name) is None:
             return Verdict.NO_MATCH if self._match.match(name) is None else Verdict.PROTECTED
         if self._protect is not None and self._protect.match(join(dir_rel, name)) is not None:
             return Verdict.PROTECTED
-        if self.live.pairs and self.live.owns(dir_name, name):
+        if self.live.pairs and self.live.owns(dir_path, name):
             return Verdict.LIVE
         return Verdict.CANDIDATE
 

@@ -63,6 +63,7 @@ class DirNode:
     mtime: float  # before this run touched it
     refs: int = 1  # its listing; +1 per batch in flight; +1 per open subdirectory
     all_go: bool = True  # False once a child is kept: no rmdir then
+    path: str = ""  # absolute, from the root's real path: where SRS's app and stream show
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +250,8 @@ class Walker:
                             f"root {self.root} cannot be opened: {exc.strerror}") from None
         st = os.fstat(fd)
         self.dev = st.st_dev
-        return DirNode(fd, None, "", "", st.st_dev, st.st_ino, st.st_mtime)
+        return DirNode(fd, None, "", "", st.st_dev, st.st_ino, st.st_mtime,
+                       path=os.path.realpath(self.root))
 
     def walk(self, root: DirNode, batch_size: int = BATCH) -> Iterator[Item]:
         self.batch_size = batch_size
@@ -282,7 +284,7 @@ class Walker:
                     tally.entries += 1
                     try:
                         if entry.is_file(follow_symlinks=False):
-                            verdict = policy.classify(node.rel, node.name, entry.name)
+                            verdict = policy.classify(node.rel, node.path, entry.name)
                             if verdict is candidate:
                                 batch.append((entry.name, entry.inode()))
                                 if len(batch) >= batch_size:
@@ -359,7 +361,9 @@ class Walker:
             return None
         with self.lock:
             node.refs += 1  # the child holds its parent open until it is finished
-        return DirNode(fd, node, name, rel, st.st_dev, st.st_ino, st.st_mtime), listing
+        child = DirNode(fd, node, name, rel, st.st_dev, st.st_ino, st.st_mtime,
+                        path=f"{node.path}/{name}")
+        return child, listing
 
 
 # ---------------------------------------------------------------------------

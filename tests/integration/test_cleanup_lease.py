@@ -267,3 +267,44 @@ async def test_sigterm_while_waiting_on_srs_ends_the_run_at_once(
     assert report["errors"] == {"interrupted": 1}
     assert old.exists()
     assert "interrupted=1" in out
+
+
+async def test_a_leader_killed_with_sigkill_blocks_others_until_its_lease_expires(
+        tmp_path: Path, emulator: tuple[kmock.KubernetesEmulator, str],
+        slow_srs: tuple[SlowSrs, str]) -> None:
+    _, url = emulator
+    srs, srs_url = slow_srs
+    config = kubeconfig(tmp_path / "kubeconfig", url, NS, user="tester", token=None)
+    root = tmp_path / "html"
+    for i in range(5):
+        path = root / "live" / f"s1-{i}.ts"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"G" * 10)
+        os.utime(path, (time.time() - 9 * 86400,) * 2)
+
+    a = await start_cleaner("cleaner-a", root, srs_url, config)
+    await asyncio.wait_for(srs.asked.wait(), timeout=20)  # a holds the lease
+    a.send_signal(signal.SIGKILL)  # no release: the lease stays a's until it expires
+    await asyncio.wait_for(a.communicate(), timeout=10)
+    srs.answer.set()
+
+    b = await start_cleaner("cleaner-b", root, srs_url, config)
+    rc_b, out_b, report_b = await finish(b)
+    assert report_b["files_deleted"] == 0
+    assert rc_b == 0
+    assert out_b.strip() == f"cleanup skipped: lease {NS}/srs-cleanup is held by cleaner-a"
+    assert len(list((root / "live").iterdir())) == 5
+
+    # The lease duration passes without a renewal (set back rather than waited for).
+    kube = kube_for(url)
+    spec = (await read_lease(kube))["spec"]
+    assert spec["holderIdentity"] == "cleaner-a"
+    await kube.call_json(kube.coordination().patch_namespaced_lease, "srs-cleanup", NS, {
+        "spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}})
+    c = await start_cleaner("cleaner-c", root, srs_url, config)
+    rc_c, _, report_c = await finish(c)
+    assert rc_c == 0 and "skipped" not in report_c
+    assert report_c["files_deleted"] == 5
+    spec = (await read_lease(kube))["spec"]
+    assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("", 1)
+    kube.close()

@@ -82,3 +82,27 @@ async def test_an_unreachable_srs_api_means_no_deletion(tmp_path: Path) -> None:
     assert report["errors"] == {"srs_api_unreachable": 1}
     assert report["files_deleted"] == 0
     assert (tmp_path / "live" / "s1-1.ts").exists()
+
+
+async def test_a_root_set_to_the_app_directory_keeps_live_files(
+        standin: StandInFactory) -> None:
+    # The app ("live") shows only in the root's own path; nothing in the stream's
+    # window may go, even with --older-than 0.
+    srs = await standin(tick=0.2, hls_fragment=0.5)
+    srs.connect_publisher("live", "s1")
+    await srs.wait_event("publish")
+    app_dir = srs.html_dir / "live"
+    deadline = time.monotonic() + 10
+    while not list(app_dir.glob("s1-*.ts")):
+        assert time.monotonic() < deadline, "the stand-in wrote no segment"
+        await asyncio.sleep(0.05)
+    old_file(app_dir / "ended-1.ts")
+
+    rc, lines = await run_cleanup("--roots", str(app_dir), "--srs-api", srs.api_url,
+                                  "--older-than", "0")
+    report = next(line["report"] for line in lines if "report" in line)
+    assert rc == 0, report
+    deleted = {Path(line["path"]).name for line in lines if line["msg"].startswith("deleted ")}
+    assert "ended-1.ts" in deleted
+    assert not [name for name in deleted if name.startswith("s1")], deleted
+    assert report["kept"]["live"] >= 2

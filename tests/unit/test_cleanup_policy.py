@@ -72,13 +72,27 @@ def test_files_of_publishing_streams_are_live() -> None:
     live = LiveStreams(frozenset({("live", "s1"), ("game", "match")}))
     policy = Policy().with_live(live)
     for name in ("s1-3.ts", "s1.m3u8", "s1.1795718081416.flv.tmp", "s1-9.ts.tmp"):
-        assert policy.classify("live", "live", name) is Verdict.LIVE
-    assert policy.classify("vhost/game", "game", "match-1.ts") is Verdict.LIVE
+        assert policy.classify("live", "/html/live", name) is Verdict.LIVE
+    assert policy.classify("vhost/game", "/html/vhost/game", "match-1.ts") is Verdict.LIVE
     # Same stream name in another app, or another stream in the same app: not live.
-    assert policy.classify("other", "other", "s1-3.ts") is Verdict.CANDIDATE
-    assert policy.classify("live", "live", "s2-3.ts") is Verdict.CANDIDATE
+    assert policy.classify("other", "/html/other", "s1-3.ts") is Verdict.CANDIDATE
+    assert policy.classify("live", "/html/live", "s2-3.ts") is Verdict.CANDIDATE
     # The prefix test errs on the side of keeping.
-    assert policy.classify("live", "live", "s10-3.ts") is Verdict.LIVE
+    assert policy.classify("live", "/html/live", "s10-3.ts") is Verdict.LIVE
+
+
+def test_live_files_are_found_whatever_the_root_and_the_layout() -> None:
+    live = LiveStreams(frozenset({("live", "s1"), ("tv/news", "n1")}))
+    policy = Policy().with_live(live)
+    # The root is the app directory itself: the app shows only in the root's path.
+    assert policy.classify("", "/data/html/live", "s1-3.ts") is Verdict.LIVE
+    # An app holding '/' (rtmp://host/tv/news/n1).
+    assert policy.classify("tv/news", "/html/tv/news", "n1-4.ts") is Verdict.LIVE
+    assert policy.classify("news", "/html/news", "n1-4.ts") is Verdict.CANDIDATE
+    # hls_ts_file [app]/[stream]/[seq].ts: every file under the stream's directory.
+    assert policy.classify("live/s1", "/html/live/s1", "12.ts") is Verdict.LIVE
+    assert policy.classify("live/s1/hd", "/html/live/s1/hd", "index.m3u8") is Verdict.LIVE
+    assert policy.classify("live/s2", "/html/live/s2", "12.ts") is Verdict.CANDIDATE
 
 
 def test_age_and_directories() -> None:
