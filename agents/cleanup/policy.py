@@ -47,9 +47,9 @@ class Verdict(enum.Enum):
     LIVE = "live"  # belongs to a stream that is publishing now
 
 
-def _glob_regex(globs: Iterable[str]) -> re.Pattern[str] | None:
+def _glob_regex(globs: Iterable[str], flags: int = 0) -> re.Pattern[str] | None:
     parts = [fnmatch.translate(g) for g in globs]
-    return re.compile("|".join(parts)) if parts else None
+    return re.compile("|".join(parts), flags) if parts else None
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,12 @@ class Policy:
     def __post_init__(self) -> None:
         check_patterns(self.patterns, self.protect)
         object.__setattr__(self, "_match", _glob_regex(self.patterns))
-        object.__setattr__(self, "_protected_name", _glob_regex(PROTECTED_NAMES))
+        # Protected names in any case: a recording uploaded as REC.MP4 is still one.
+        object.__setattr__(self, "_protected_name", _glob_regex(PROTECTED_NAMES, re.IGNORECASE))
         # One regex for the common case, a pattern match that is not a protected name.
         protected = "|".join(fnmatch.translate(g) for g in PROTECTED_NAMES)
         matching = "|".join(fnmatch.translate(g) for g in self.patterns)
-        object.__setattr__(self, "_candidate", re.compile(f"(?!{protected})(?:{matching})"))
+        object.__setattr__(self, "_candidate", re.compile(f"(?!(?i:{protected}))(?:{matching})"))
         object.__setattr__(self, "_protect", _glob_regex(self.protect))
 
     def with_live(self, live: LiveStreams) -> Policy:

@@ -40,6 +40,7 @@ def test_other_names_do_not_match_the_defaults(name: str) -> None:
 @pytest.mark.parametrize("name", [
     "s2.1795718081418.flv", "rec.mp4", "index.html", "nginx.html", "favicon.ico",
     "crossdomain.xml", ".srs-agents-html.json", ".srs-agents-intent.4242.x1y2.json",
+    "REC.MP4", "s1.1795718081416.FLV", "Index.HTML",
 ])
 def test_dvr_results_and_default_html_are_protected_even_when_everything_matches(
         name: str) -> None:
