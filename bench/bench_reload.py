@@ -355,6 +355,7 @@ async def launch(srs: VolumeStandIn) -> None:
 
 
 async def main() -> None:
+    global AGENT  # noqa: PLW0603 - one setting for the whole run
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--swaps", type=int, default=200)
     parser.add_argument("--patches", type=int, default=30)
@@ -362,9 +363,13 @@ async def main() -> None:
     parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--down", type=float, default=30.0)
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--agent", default=AGENT,
+                        help="the srs-agent to measure, e.g. one installed from the wheel into "
+                        "a fresh venv as Dockerfile.agent does (no test dependencies)")
     parser.add_argument("--quick", action="store_true",
                         help="--swaps 50 --patches 10 --changes 100 --idle 5 --down 3")
     args = parser.parse_args()
+    AGENT = args.agent
     if args.quick:
         args.swaps, args.patches, args.changes, args.idle, args.down = 50, 10, 100, 5.0, 3.0
     with tempfile.TemporaryDirectory(prefix="bench-reload-") as tmp:
