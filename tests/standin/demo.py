@@ -141,7 +141,10 @@ class Demo:
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         self.logs.mkdir(exist_ok=True)
         out = (self.logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, cwd=self.sandbox, stdout=out, stderr=subprocess.STDOUT)
+        # Its own session: a terminal's Ctrl-C reaches the whole foreground process group,
+        # and it must reach only the demo, which then plays the pod's deletion in order.
+        proc = subprocess.Popen(argv, cwd=self.sandbox, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         self.procs[name] = proc
         return proc
 
@@ -356,6 +359,7 @@ class Demo:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,
         )
         if "leaving" in locals():
             closer.wait()
