@@ -209,14 +209,20 @@ async def bench_idle(work: Path, idle: float) -> None:
 
 
 async def main() -> None:
+    global AGENT  # noqa: PLW0603 - one setting for the whole run
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", default="100,1000,10000")
+    parser.add_argument("--streams", default="100,1000,10000",
+                        help="stream counts to measure; empty for the idle figure only")
     parser.add_argument("--scrapes", type=int, default=10)
     parser.add_argument("--idle", type=float, default=5.0)
+    parser.add_argument("--agent", default=AGENT,
+                        help="the srs-agent to measure, e.g. one installed from the wheel into "
+                        "a fresh venv as Dockerfile.agent does (no test dependencies)")
     args = parser.parse_args()
+    AGENT = args.agent
     with tempfile.TemporaryDirectory(prefix="bench-exporter-") as tmp:
         work = Path(tmp)
-        for count in (int(c) for c in args.streams.split(",")):
+        for count in (int(c) for c in args.streams.split(",") if c.strip()):
             await bench_streams(work, count, args.scrapes)
         await bench_idle(work, args.idle)
 

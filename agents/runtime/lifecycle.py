@@ -45,7 +45,8 @@ def run(main: AgentMain) -> int:
 
 
 async def supervise(main: AgentMain, stop: asyncio.Event) -> int:
-    """The top-level supervisor: the only `except Exception` in the project."""
+    """The top-level supervisor: the only `except Exception` in the project besides the
+    ops server's, which answers 500 to a request whose handler failed and serves on."""
     try:
         return await main(stop)
     except ConfigError:

@@ -1,5 +1,7 @@
 """The ops HTTP server: GET /metrics, /healthz, /readyz. Nothing on it changes state.
 
+Served by the small HTTP server in `httpserver` (not aiohttp.web: see there why).
+
 Each agent owns a CollectorRegistry and hands it here; /metrics renders them one after
 another. Agents whose metrics come from elsewhere (the exporter) register an async
 `before_scrape` hook, so nothing polls between scrapes.
@@ -8,15 +10,16 @@ another. Agents whose metrics come from elsewhere (the exporter) register an asy
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agents.errors import ConfigError
+from agents.runtime.httpserver import HttpServer, Request, Response
 from agents.runtime.logs import fields
 
 log = logging.getLogger("srs_agent.ops")
@@ -76,37 +79,34 @@ class OpsServer:
         self.registries = list(registries)
         self.health = health
         self.before_scrape = list(before_scrape)
-        self._runner: web.AppRunner | None = None
+        self._http = HttpServer(self._handle)
+        self._routes: dict[str, Callable[[], Awaitable[Response]]] = {
+            "/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz}
         self.port: int = listen[1]
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        return app
-
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.listen[0], self.listen[1], reuse_address=True)
         try:
-            await site.start()
+            self.port = await self._http.start(*self.listen)
         except OSError as exc:  # in use, not an address of this host, unresolvable name
             await self.stop()
             address = f"{self.listen[0]}:{self.listen[1]}"
             reason = exc.strerror or str(exc)
             raise ConfigError(f"--listen {address}: cannot listen: {reason}") from None
-        self.port = int(self._runner.addresses[0][1])  # the real port when asked for port 0
         log.info("ops server listening", extra=fields(
             address=f"{self.listen[0]}:{self.port}", paths="/metrics /healthz /readyz"))
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._http.stop()
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: Request) -> Response:
+        route = self._routes.get(request.path)
+        if route is None:
+            return Response.text(404, "not found: /metrics, /healthz, /readyz\n")
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, b"only GET and HEAD\n", headers=(("Allow", "GET, HEAD"),))
+        return await route()
+
+    async def _metrics(self) -> Response:
         started = time.monotonic()
         for hook in self.before_scrape:
             await hook()
@@ -114,15 +114,18 @@ class OpsServer:
         # /healthz are not held up by a big scrape.
         body = await asyncio.to_thread(self._render)
         log.debug("scrape served", extra=fields(seconds=round(time.monotonic() - started, 4)))
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(200, body, CONTENT_TYPE_LATEST)
 
     def _render(self) -> bytes:
         return b"".join(generate_latest(r) for r in self.registries)
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        ok, report = self.health.liveness()
-        return web.json_response({"ok": ok, "checks": report}, status=200 if ok else 503)
+    async def _healthz(self) -> Response:
+        return _json(*self.health.liveness())
 
-    async def _readyz(self, request: web.Request) -> web.Response:
-        ok, report = self.health.readiness()
-        return web.json_response({"ok": ok, "checks": report}, status=200 if ok else 503)
+    async def _readyz(self) -> Response:
+        return _json(*self.health.readiness())
+
+
+def _json(ok: bool, report: dict[str, str]) -> Response:
+    body = json.dumps({"ok": ok, "checks": report}).encode()
+    return Response(200 if ok else 503, body, "application/json; charset=utf-8")

@@ -1,0 +1,176 @@
+"""The ops server's HTTP layer over real sockets on 127.0.0.1: keep-alive, pipelining,
+HEAD, and the limits a network-facing port needs (head size, slow and idle clients,
+bodies, the connection cap), each provoked for real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from agents.runtime.httpserver import HttpServer, Request, Response
+
+pytestmark = pytest.mark.integration
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def echo(request: Request) -> Response:
+    if request.path == "/boom":
+        raise RuntimeError("a bug in a handler")
+    return Response.text(200, f"{request.method} {request.path} {request.query}\n")
+
+
+@pytest.fixture
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[HttpServer, int]]:
+    options: dict[str, Any] = getattr(request, "param", {})
+    http = HttpServer(echo, **options)
+    port = await http.start("127.0.0.1", 0)
+    yield http, port
+    await http.stop()
+
+
+async def connect(port: int) -> Conn:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
+    status_line, *lines = head.strip().split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    body = await reader.readexactly(int(headers["content-length"]))
+    return int(status_line.split()[1]), headers, body
+
+
+async def closed(reader: asyncio.StreamReader) -> bool:
+    """True once the server has closed the connection (EOF or reset within 5 s)."""
+    try:
+        return await asyncio.wait_for(reader.read(), 5) == b""
+    except ConnectionResetError:  # closed with our request unread: the kernel resets
+        return True
+
+
+async def test_keep_alive_and_pipelined_requests_are_answered_in_order(
+        server: tuple[HttpServer, int]) -> None:
+    reader, writer = await connect(server[1])
+    writer.write(b"GET /a?x=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n")
+    first, second = await read_response(reader), await read_response(reader)
+    assert first[0] == 200 and first[2] == b"GET /a x=1\n"
+    assert first[1]["connection"] == "keep-alive"
+    assert second[2] == b"GET /b \n"
+    writer.write(b"GET /c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    status, headers, body = await read_response(reader)
+    assert (status, headers["connection"], body) == (200, "close", b"GET /c \n")
+    assert await closed(reader)
+    writer.close()
+
+
+async def test_head_has_the_length_but_no_body(server: tuple[HttpServer, int]) -> None:
+    reader, writer = await connect(server[1])
+    writer.write(b"HEAD /x HTTP/1.1\r\nHost: t\r\n\r\nGET /y HTTP/1.1\r\nHost: t\r\n\r\n")
+    head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    assert "Content-Length: 9\r\n" in head  # the length of "HEAD /x \n"
+    status, _, body = await read_response(reader)  # the next bytes are the next response
+    assert (status, body) == (200, b"GET /y \n")
+    writer.close()
+
+
+async def test_a_request_with_a_body_is_answered_then_the_connection_closed(
+        server: tuple[HttpServer, int]) -> None:
+    reader, writer = await connect(server[1])
+    # If the body were left in the stream it would be read as the next request.
+    writer.write(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 24\r\n\r\n"
+                 b"GET /smuggled HTTP/1.1\r\n")
+    status, headers, body = await read_response(reader)
+    assert (status, headers["connection"], body) == (200, "close", b"POST /p \n")
+    assert await closed(reader)
+    writer.close()
+
+
+async def test_a_bad_request_gets_400_and_a_close(server: tuple[HttpServer, int]) -> None:
+    reader, writer = await connect(server[1])
+    writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")  # no Host
+    status, headers, body = await read_response(reader)
+    assert (status, headers["connection"]) == (400, "close")
+    assert b"without Host" in body
+    assert await closed(reader)
+    writer.close()
+
+
+@pytest.mark.parametrize("server", [{"max_head": 1024}], indirect=True)
+async def test_a_head_over_the_limit_gets_431(server: tuple[HttpServer, int]) -> None:
+    reader, writer = await connect(server[1])
+    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 2048 + b"\r\n\r\n")
+    status, _, _ = await read_response(reader)
+    assert status == 431
+    assert await closed(reader)
+    writer.close()
+
+
+@pytest.mark.parametrize("server", [{"head_timeout": 0.2}], indirect=True)
+async def test_a_client_that_never_finishes_its_head_gets_408(
+        server: tuple[HttpServer, int]) -> None:
+    reader, writer = await connect(server[1])
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: t\r\n")  # and never the blank line
+    status, _, _ = await read_response(reader)
+    assert status == 408
+    assert await closed(reader)
+    writer.close()
+
+
+@pytest.mark.parametrize("server", [{"keepalive_timeout": 0.2}], indirect=True)
+async def test_an_idle_keep_alive_connection_is_closed_quietly(
+        server: tuple[HttpServer, int]) -> None:
+    reader, writer = await connect(server[1])
+    writer.write(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (await read_response(reader))[0] == 200
+    assert await closed(reader)  # no 408 on an idle connection: just EOF
+    writer.close()
+
+
+@pytest.mark.parametrize("server", [{"max_connections": 2}], indirect=True)
+async def test_connections_over_the_cap_are_closed_unanswered(
+        server: tuple[HttpServer, int]) -> None:
+    held = [await connect(server[1]) for _ in range(2)]
+    for reader, writer in held:  # both are served, and stay open
+        writer.write(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+    reader, writer = await connect(server[1])
+    writer.write(b"GET /third HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert await closed(reader)
+    writer.close()
+    held[0][1].close()
+    await asyncio.sleep(0.1)  # the server sees the close and frees the slot
+    reader, writer = await connect(server[1])
+    writer.write(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (await read_response(reader))[2] == b"GET /again \n"
+    writer.close()
+    held[1][1].close()
+
+
+async def test_a_failing_handler_gets_500_and_the_server_goes_on(
+        server: tuple[HttpServer, int], caplog: pytest.LogCaptureFixture) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{server[1]}/boom") as resp:
+            assert resp.status == 500
+        async with http.get(f"http://127.0.0.1:{server[1]}/after") as resp:
+            assert (resp.status, await resp.text()) == (200, "GET /after \n")
+    assert "ops request failed" in caplog.text
+
+
+async def test_stop_closes_open_connections_quietly(
+        server: tuple[HttpServer, int], caplog: pytest.LogCaptureFixture) -> None:
+    http, port = server
+    reader, writer = await connect(port)
+    writer.write(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (await read_response(reader))[0] == 200
+    await asyncio.wait_for(http.stop(), 5)  # an idle keep-alive client does not hold it up
+    assert await closed(reader)
+    writer.close()
+    with pytest.raises(OSError):
+        await connect(port)
+    await asyncio.sleep(0)  # where asyncio would log a cancelled connection task
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
