@@ -7,12 +7,15 @@ the limits a port that Prometheus and the kubelet reach over the network needs:
 - the request head (request line and headers) is at most `max_head` bytes (431
   beyond), and must arrive within `head_timeout` of the connection opening;
 - an idle keep-alive connection is closed after `keepalive_timeout`; a response the
-  client does not read within `write_timeout` closes the connection;
-- at most `max_connections` are open at once; others are closed unanswered;
+  client does not read within `write_timeout` is dropped with the connection (reset);
+- at most `max_connections` are open at once; at the cap a new connection takes the
+  place of the longest-idle keep-alive one (so idle clients cannot lock the kubelet's
+  probes out), and is closed unanswered only when none is idle;
 - no request bodies: a request announcing one is answered and the connection closed,
   so no body bytes are ever taken for the next request;
-- anything but HTTP/1.0 and 1.1, an origin-form target, well-formed headers and (for
-  1.1) a Host header is refused with 400 or 505, as RFC 9112 asks.
+- anything but HTTP/1.0 and 1.1, well-formed headers and (for 1.1, as RFC 9112 asks)
+  a Host header is refused with 400 or 505; so is a target that is not a path (RFC
+  9112 would have the absolute form accepted too: no client sends it to a pod's port).
 
 Parsing is pure (`parse_head`), apart from the connection loop.
 """
@@ -23,7 +26,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agents.runtime.logs import fields
 
@@ -39,7 +42,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 _REASONS = {
     200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-    408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
+    408: "Request Timeout", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 505: "HTTP Version Not Supported",
 }
 
@@ -54,6 +57,8 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class Request:
+    """A parsed request head; the server never reads a body."""
+
     method: str
     path: str  # the target without its query
     query: str
@@ -69,8 +74,8 @@ class Request:
 
     @property
     def has_body(self) -> bool:
-        return "transfer-encoding" in self.headers or \
-            self.headers.get("content-length", "0").strip() != "0"
+        length = self.headers.get("content-length", "0").strip()
+        return "transfer-encoding" in self.headers or length != "0"
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class Response:
     status: int
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = field(default=())
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def text(cls, status: int, text: str) -> Response:
@@ -160,10 +165,14 @@ class HttpServer:
         self.write_timeout = write_timeout
         self.max_connections = max_connections
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = {}
+        # Connections waiting for their next request, longest-idle first.
+        self._idle: dict[asyncio.StreamWriter, None] = {}
+        self._stopping = False
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (the real one when asked for 0). OSError if not."""
+        self._stopping = False
         self._server = await asyncio.start_server(
             self._connection, host, port, limit=self.max_head, reuse_address=True)
         return int(self._server.sockets[0].getsockname()[1])
@@ -171,38 +180,66 @@ class HttpServer:
     async def stop(self) -> None:
         if self._server is None:
             return
+        # A connection accepted already but whose task has not run yet is not in
+        # _connections to be cancelled: it sees this and closes itself.
+        self._stopping = True
         self._server.close()
-        for task in list(self._connections):
+        tasks = list(self._connections.values())
+        for task in tasks:
             task.cancel()  # an idle keep-alive wait or a scrape in progress
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
 
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is None or len(self._connections) >= self.max_connections:
+        if task is None or self._stopping or not self._make_room():
             writer.transport.abort()
             return
-        self._connections.add(task)
+        self._connections[writer] = task
+        # drain() then waits until every byte is with the kernel, not just below 64 KiB,
+        # so nothing is left in the transport's buffer when the connection is closed.
+        writer.transport.set_write_buffer_limits(high=0)
         try:
             first = True
             while await self._exchange(reader, writer, first=first):
                 first = False
-        except (ConnectionError, TimeoutError):
-            pass  # the client went away or would not read: nothing to answer
+            writer.close()
+        except OSError:
+            # The client went away or would not read (ConnectionError, TimeoutError, and
+            # the likes of EHOSTUNREACH from a vanished peer): nothing to answer.
+            pass
         except asyncio.CancelledError:
             # Only stop() cancels; the task is ours and ends here, so it ends quietly
             # (asyncio would log a cancelled connection task as an error).
             pass
         finally:
-            self._connections.discard(task)
-            writer.close()
+            self._connections.pop(writer, None)
+            if not writer.transport.is_closing():  # (closing: closed above, or lost)
+                # Not close(): that keeps what the client did not read, socket and all,
+                # for as long as the client keeps the connection open, outside the cap.
+                writer.transport.abort()
+
+    def _make_room(self) -> bool:
+        """True if a new connection may be served, after closing the longest-idle one
+        if the cap is reached; False if every open connection is busy."""
+        if len(self._connections) < self.max_connections:
+            return True
+        if not self._idle:
+            return False
+        oldest = next(iter(self._idle))
+        del self._idle[oldest]
+        oldest.transport.abort()  # its wait for a head ends at once
+        del self._connections[oldest]
+        return True
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                         first: bool) -> bool:
         """Read one request and answer it; True if the connection stays open."""
         timeout = self.head_timeout if first else self.keepalive_timeout
+        if not first:
+            self._idle[writer] = None
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         except asyncio.IncompleteReadError:
@@ -213,6 +250,8 @@ class HttpServer:
             if first:  # a first request that never came whole (idle keep-alive: just close)
                 await self._refuse(writer, 408, "request head too slow")
             return False
+        finally:
+            self._idle.pop(writer, None)
         try:
             request = parse_head(head)
         except BadRequest as exc:

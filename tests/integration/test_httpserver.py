@@ -5,6 +5,10 @@ bodies, the connection cap), each provoked for real."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import inspect
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,10 +21,14 @@ pytestmark = pytest.mark.integration
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
+BIG = 16 << 20  # far more than the kernel's socket buffers hold on loopback
+
 
 async def echo(request: Request) -> Response:
     if request.path == "/boom":
         raise RuntimeError("a bug in a handler")
+    if request.path == "/big":
+        return Response(200, bytes(BIG))
     return Response.text(200, f"{request.method} {request.path} {request.query}\n")
 
 
@@ -132,12 +140,12 @@ async def test_an_idle_keep_alive_connection_is_closed_quietly(
 
 
 @pytest.mark.parametrize("server", [{"max_connections": 2}], indirect=True)
-async def test_connections_over_the_cap_are_closed_unanswered(
+async def test_over_the_cap_with_every_connection_busy_a_new_one_is_closed_unanswered(
         server: tuple[HttpServer, int]) -> None:
     held = [await connect(server[1]) for _ in range(2)]
-    for reader, writer in held:  # both are served, and stay open
-        writer.write(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert (await read_response(reader))[0] == 200
+    for _, writer in held:  # busy: each in the middle of its first request's head
+        writer.write(b"GET /held HTTP/1.1\r\nHost: t\r\n")
+    await asyncio.sleep(0.1)  # both are being read
     reader, writer = await connect(server[1])
     writer.write(b"GET /third HTTP/1.1\r\nHost: t\r\n\r\n")
     assert await closed(reader)
@@ -148,7 +156,69 @@ async def test_connections_over_the_cap_are_closed_unanswered(
     writer.write(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (await read_response(reader))[2] == b"GET /again \n"
     writer.close()
+    held[1][1].write(b"\r\n")  # the busy one was kept all along, and is answered
+    assert (await read_response(held[1][0]))[2] == b"GET /held \n"
     held[1][1].close()
+
+
+@pytest.mark.parametrize("server", [{"max_connections": 2}], indirect=True)
+async def test_at_the_cap_a_new_connection_takes_the_longest_idle_ones_place(
+        server: tuple[HttpServer, int]) -> None:
+    held = [await connect(server[1]) for _ in range(2)]
+    for reader, writer in held:  # both served, then idle on keep-alive, oldest first
+        writer.write(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+    reader, writer = await connect(server[1])  # a probe, say
+    writer.write(b"GET /probe HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert (await read_response(reader))[2] == b"GET /probe \n"
+    assert await closed(held[0][0])  # the longest idle made room
+    held[1][1].write(b"GET /still HTTP/1.1\r\nHost: t\r\n\r\n")  # the other stays
+    assert (await read_response(held[1][0]))[2] == b"GET /still \n"
+    for _, w in (*held, (reader, writer)):
+        w.close()
+
+
+@pytest.mark.parametrize("server", [{"write_timeout": 0.1}], indirect=True)
+async def test_a_response_the_client_does_not_read_is_dropped_with_the_connection(
+        server: tuple[HttpServer, int]) -> None:
+    # Closed gracefully instead, the transport would keep the unsent rest (and the socket)
+    # for as long as the client stays connected, outside the connection cap.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server[1]))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+    await asyncio.sleep(0.3)  # not reading: the server's write times out
+    received = 0
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(1 << 16), 5):
+            received += len(chunk)
+    assert received < BIG
+    writer.close()
+
+
+class Unreachable(HttpServer):
+    """Fails every connection as a socket to a vanished peer does (EHOSTUNREACH)."""
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                        first: bool) -> bool:
+        raise OSError(errno.EHOSTUNREACH, "No route to host")
+
+
+async def test_a_socket_error_ends_the_connection_quietly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    http = Unreachable(echo)
+    port = await http.start("127.0.0.1", 0)
+    try:
+        reader, writer = await connect(port)
+        writer.write(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert await closed(reader)
+        writer.close()
+        await asyncio.sleep(0)  # where asyncio would log the task's exception
+    finally:
+        await http.stop()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 async def test_a_failing_handler_gets_500_and_the_server_goes_on(
@@ -174,3 +244,26 @@ async def test_stop_closes_open_connections_quietly(
         await connect(port)
     await asyncio.sleep(0)  # where asyncio would log a cancelled connection task
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def connection_task_not_yet_run() -> bool:
+    coros = [t.get_coro() for t in asyncio.all_tasks()]
+    return any(inspect.iscoroutine(c) and c.__qualname__ == "HttpServer._connection"
+               and inspect.getcoroutinestate(c) == inspect.CORO_CREATED for c in coros)
+
+
+async def test_a_connection_accepted_just_before_stop_is_closed_too(
+        server: tuple[HttpServer, int]) -> None:
+    http, port = server
+    sock = socket.create_connection(("127.0.0.1", port))  # without yielding to the server
+    for _ in range(100):
+        if connection_task_not_yet_run():  # accepted, its task made, not yet started
+            break
+        await asyncio.sleep(0)
+    else:
+        pytest.fail("the server never accepted the connection")
+    await http.stop()  # directly: wait_for would yield, and the task start, first
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    assert await closed(reader)  # not served after stop, nor held for the head timeout
+    writer.close()
