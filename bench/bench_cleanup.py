@@ -3,7 +3,8 @@
 Builds one tree of N files shaped like SRS's html volume (HLS segments, playlists,
 SRS's .ts.tmp/.m3u8.temp leftovers, DVR results and .flv.tmp, the console/players/
 demos html, other files; half old, half new), then runs each contender on a fresh
-copy of it (`cp -a`, mtimes kept) and prints wall time and peak RSS side by side:
+build of that same tree (the same seed and ages: building is ~10x faster than `cp -a`
+here, which matters at 1,000,000 files) and prints wall time and peak RSS side by side:
 
 - guide:     the guide's five chained finds (globs quoted), `sh -c`, output to /dev/null
 - find-1:    one GNU find pass doing the same (files, then empty dirs, with -depth)
@@ -148,13 +149,13 @@ def measure(argv: list[str]) -> tuple[float, int]:
     return wall, rss
 
 
-def one_run(template: str, work: str, argv_for: str) -> tuple[float, int, set[str]]:
-    """Copy the template, let the disk settle, run one contender; (wall, peak RSS, left)."""
+def one_run(files: int, work: str, argv_for: str) -> tuple[float, int, set[str]]:
+    """Build the tree afresh, let the disk settle, run one contender; (wall, peak RSS, left)."""
     target = os.path.join(work, "html")
     if os.path.exists(target):
         shutil.rmtree(target)
-    subprocess.run(["cp", "-a", template, target], check=True)
-    os.sync()  # the copy's writeback must not land inside the measured run
+    build_tree(target, files)
+    os.sync()  # the build's writeback must not land inside the measured run
     time.sleep(SETTLE)
     argv = [a.replace("{r}", target) for a in argv_for.split("\0")]
     wall, peak = measure(argv)
@@ -164,7 +165,7 @@ def one_run(template: str, work: str, argv_for: str) -> tuple[float, int, set[st
 SETTLE = 2.0  # seconds of quiet before each measured run (journal commits, discards)
 
 
-def run_all(contenders: list[tuple[str, str]], template: str, work: str,
+def run_all(contenders: list[tuple[str, str]], files: int, work: str,
             repeat: int) -> list[Result]:
     """Every contender `repeat` times, round-robin in a rotating order, so that noise
     from the machine (other jobs, the disk's background work) spreads over all of them."""
@@ -173,7 +174,9 @@ def run_all(contenders: list[tuple[str, str]], template: str, work: str,
     for round_ in range(repeat):
         shift = round_ % len(contenders)
         for name, argv_for in contenders[shift:] + contenders[:shift]:
-            wall, peak, left = one_run(template, work, argv_for)
+            wall, peak, left = one_run(files, work, argv_for)
+            print(f"  {name:<28} {wall:7.3f} s  {peak / 1024:6.1f} MiB  {len(left):>8} left",
+                  flush=True)
             result = results[name]
             result.walls.append(wall)
             result.rss_kib = max(result.rss_kib, peak)
@@ -199,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     for files in sizes:
         work = tempfile.mkdtemp(prefix="bench-cleanup-", dir=args.dir)
         try:
-            template = os.path.join(work, "template")
             started = time.perf_counter()
-            build_tree(template, files)
-            total = len(listing(template))
+            build_tree(os.path.join(work, "html"), files)  # one_run builds it anew each time
+            total = len(listing(os.path.join(work, "html")))
             print(f"\n== {files:,} files ({total:,} entries) under {args.dir}, built in "
                   f"{time.perf_counter() - started:.1f}s; best and median of {args.repeat} ==")
             contenders = [("guide (5 finds)", "sh\0-c\0" + GUIDE),
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 contenders.append((f"srs-agent --concurrency {c.strip()}", "\0".join([
                     agent, "cleanup", "--once", "--roots", "{r}", "--older-than", "3d",
                     "--max-deletions", "0", "--concurrency", c.strip()])))
-            results = run_all(contenders, template, work, args.repeat)
+            results = run_all(contenders, files, work, args.repeat)
             guide = results[0]
             base = min(guide.walls)
             median_base = statistics.median(guide.walls)

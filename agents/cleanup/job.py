@@ -57,7 +57,7 @@ class JobConfig:
     dry_run: bool = False
     max_deletions: int = 100000
     max_usage: float = 0.0
-    concurrency: int = 8
+    concurrency: int = 4
     srs_api: str = ""
     srs_timeout: float = 2.0
 
@@ -192,7 +192,7 @@ def clean_root(root: str, config: JobConfig, policy: Policy, *, now: float,
         remover = Remover(root, policy, cutoff, dry_run=config.dry_run, budget=budget,
                           abort=abort, tally=remove_tally, errors=errors, lock=lock,
                           young=young)
-        drive(walker.walk(root_node), remover, config.concurrency)
+        drive(walker, root_node, remover, config.concurrency)
         report.tally.merge(scan_tally)
         report.tally.merge(remove_tally)
         if young is not None and not abort.is_set():
@@ -215,13 +215,14 @@ def _watermark(root: str, root_fd: int, dev: int, *, config: JobConfig, policy: 
         walker = Walker(root, policy, abort=abort, tally=scan_tally, errors=errors, lock=lock)
         try:
             node = walker.open_root()
-        except RootError:
+        except RootError as exc:  # gone or unreadable since the first pass: say so
+            tally.errors[exc.reason] += 1
             return found
         # Nothing is old for a cutoff at -inf: every candidate lands in `found`.
         collector = Remover(root, policy, float("-inf"), dry_run=True, budget=Budget(0),
                             abort=abort, tally=collect_tally, errors=errors, lock=lock,
                             young=found)
-        drive(walker.walk(node), collector, config.concurrency)
+        drive(walker, node, collector, config.concurrency)
         tally.errors.update(scan_tally.errors + collect_tally.errors)
         return found
 

@@ -1,9 +1,9 @@
-"""One pass over a root: list with os.scandir, unlink in a bounded pool of threads.
+"""One pass over a root: list with os.scandir, unlink with a few threads at once.
 
 Why it is built this way:
 - One traversal, whatever the number of patterns (the guide runs five `find`s), and
-  no stat of a file whose name does not match: the scanner decides on names alone
-  and leaves the one lstat a candidate needs to the worker that may unlink it.
+  no stat of a file whose name does not match: the listing decides on names alone,
+  and the one lstat a candidate needs comes right before its unlink.
 - Everything is relative to directory file descriptors (openat, fstatat, unlinkat):
   a directory swapped for a symlink while we work cannot lead us out of the root.
   Directories are opened with O_NOFOLLOW; symlinks are never followed nor deleted.
@@ -13,9 +13,13 @@ Why it is built this way:
 - Right before an unlink the worker lstats the file again and checks it is the same
   inode, still a regular file, and still old: a file replaced or rewritten since
   the listing is kept.
-- Unlinks overlap: the scanner feeds batches to `concurrency` threads through a
-  bounded window, so memory stays constant however big the tree; on NFS, where each
-  call waits a network round trip, many calls are in flight at once.
+- Calls overlap: `concurrency` threads share the work. A thread lists a directory and
+  handles its files itself; the subdirectories it meets go on a shared stack (bounded:
+  when it is full the thread descends itself) for any thread to take, and a batch of
+  files goes to a thread that would otherwise idle with no directory to take. So the
+  threads mostly work in different directories (unlinks in one directory queue on its
+  lock in the kernel, and on NFS for the whole round trip), one huge directory is still
+  shared when nothing else is left, and memory stays constant however big the tree.
 - Directories are removed bottom-up: each holds a count of what still refers to it
   (its listing, batches in the pool, open subdirectories); when that drops to zero
   it is removed if every child went, it is old and not protected. rmdir fails on a
@@ -31,8 +35,8 @@ import os
 import stat
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from agents.cleanup.policy import Policy, Verdict, is_old, join
@@ -42,11 +46,12 @@ log = logging.getLogger("srs_agent.cleanup")
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 BATCH = 32  # files handed to a worker at once
+STACK_MAX = 128  # directories waiting on the shared stack, at most
 ERRORS_LOGGED_PER_REASON = 10
 
 
 # ---------------------------------------------------------------------------
-# What the scanner yields
+# Directories, batches, and what `observe` sees
 # ---------------------------------------------------------------------------
 
 
@@ -64,6 +69,8 @@ class DirNode:
     refs: int = 1  # its listing; +1 per batch in flight; +1 per open subdirectory
     all_go: bool = True  # False once a child is kept: no rmdir then
     path: str = ""  # absolute, from the root's real path: where SRS's app and stream show
+    # Opened with the directory (a second descriptor, a dup of `fd`); taken by entries().
+    listing: Iterator[os.DirEntry[str]] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,10 @@ class Files:
 
 @dataclass(frozen=True, slots=True)
 class DirDone:
+    """The directory's own listing has ended (for `observe`). It is finished (closed,
+    maybe removed) when its last reference goes: at once with one thread, maybe later
+    and on another thread with more."""
+
     dir: DirNode
 
 
@@ -206,10 +217,6 @@ class OldestFiles:
 # ---------------------------------------------------------------------------
 
 
-# A directory being listed: its node, its listing, the candidates not yet handed out.
-_Frame = tuple[DirNode, Iterator[os.DirEntry[str]], list[tuple[str, int]]]
-
-
 class RootError(Exception):
     """The root cannot be cleaned at all (missing, not a directory, unreadable)."""
 
@@ -219,23 +226,24 @@ class RootError(Exception):
 
 
 class Walker:
-    """Lists one root depth-first in a single pass and yields Files / DirDone.
+    """Lists directories of one root and decides on every entry by its name and type.
 
-    Candidates come in batches of up to BATCH per directory, while the directory is
-    open; DirDone comes after every subdirectory's DirDone (post-order), so a
-    consumer can remove directories bottom-up. Iterate it from one thread only.
+    `entries(node)` lists one directory: it yields Files (candidates, up to
+    `batch_size` at a time) and the DirNode of each subdirectory it may enter, opened
+    and counted as a reference on `node`. A directory is finished once its own listing
+    and every batch and subdirectory it gave out are done (Remover.release).
     """
 
     def __init__(self, root: str, policy: Policy, *, abort: threading.Event, tally: Tally,
-                 errors: ErrorLog, lock: threading.Lock) -> None:
+                 errors: ErrorLog, lock: threading.Lock, batch_size: int = BATCH) -> None:
         self.root = root
         self.policy = policy
         self.abort = abort
         self.tally = tally
         self.errors = errors
         self.lock = lock
+        self.batch_size = batch_size
         self.dev = -1
-        self.batch_size = BATCH
 
     def open_root(self) -> DirNode:
         """The root, opened through symlinks (the operator chose it); RootError if unusable."""
@@ -250,81 +258,72 @@ class Walker:
                             f"root {self.root} cannot be opened: {exc.strerror}") from None
         st = os.fstat(fd)
         self.dev = st.st_dev
-        return DirNode(fd, None, "", "", st.st_dev, st.st_ino, st.st_mtime,
-                       path=os.path.realpath(self.root))
-
-    def walk(self, root: DirNode, batch_size: int = BATCH) -> Iterator[Item]:
-        self.batch_size = batch_size
         try:
-            entries = os.scandir(root.fd)
+            listing = os.scandir(fd)
         except OSError as exc:
-            self.errors.report(self.tally, self.root, "", "list", exc)
-            root.all_go = False
-            yield DirDone(root)
-            return
-        stack: list[_Frame] = [(root, entries, [])]
-        try:
-            yield from self._walk(stack)
-        finally:
-            for _, listing, _ in stack:  # left early: a consumer failed or stopped reading
-                listing.close()  # type: ignore[attr-defined]
+            os.close(fd)
+            raise RootError(error_reason(exc),
+                            f"root {self.root} cannot be listed: {exc.strerror}") from None
+        return DirNode(fd, None, "", "", st.st_dev, st.st_ino, st.st_mtime,
+                       path=os.path.realpath(self.root), listing=listing)
 
-    def _walk(self, stack: list[_Frame]) -> Iterator[Item]:
+    def sibling(self, tally: Tally) -> Walker:
+        """A walker of the same root for another thread, with its own tally."""
+        other = Walker(self.root, self.policy, abort=self.abort, tally=tally,
+                       errors=self.errors, lock=self.lock, batch_size=self.batch_size)
+        other.dev = self.dev
+        return other
+
+    def entries(self, node: DirNode) -> Iterator[Files | DirNode]:
+        """List `node` once; its listing is closed at the end (or when this is closed)."""
+        listing = node.listing
+        assert listing is not None, f"{node.rel!r} listed twice"
+        node.listing = None
         policy, tally, abort = self.policy, self.tally, self.abort
         batch_size = self.batch_size
         candidate = Verdict.CANDIDATE
-        while stack:
-            node, listing, batch = stack[-1]
-            descended = False
-            try:
-                for entry in listing:
-                    if abort.is_set():
-                        node.all_go = False
-                        break
-                    tally.entries += 1
-                    try:
-                        if entry.is_file(follow_symlinks=False):
-                            verdict = policy.classify(node.rel, node.path, entry.name)
-                            if verdict is candidate:
-                                batch.append((entry.name, entry.inode()))
-                                if len(batch) >= batch_size:
-                                    yield Files(node, batch)
-                                    batch = []
-                                    stack[-1] = (node, listing, batch)
-                            else:
-                                tally.kept[verdict.value] += 1
-                                node.all_go = False
-                            continue
-                        if entry.is_dir(follow_symlinks=False):
-                            child = self._enter(node, entry)
-                            if child is not None:
-                                stack.append((*child, []))
-                                descended = True
-                                break
-                            continue
-                        if entry.is_symlink():
-                            # Never followed, never deleted: SRS makes no symlinks, a
-                            # person did, and it frees no space.
-                            tally.kept["symlink"] += 1
+        batch: list[tuple[str, int]] = []
+        try:
+            for entry in listing:
+                if abort.is_set():
+                    node.all_go = False
+                    break
+                tally.entries += 1
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        verdict = policy.classify(node.rel, node.path, entry.name)
+                        if verdict is candidate:
+                            batch.append((entry.name, entry.inode()))
+                            if len(batch) >= batch_size:
+                                yield Files(node, batch)
+                                batch = []
                         else:
-                            tally.kept["not_regular"] += 1  # fifo, socket, device
-                        node.all_go = False
-                    except FileNotFoundError:  # gone before its type could be read
-                        tally.vanished += 1
-            except OSError as exc:  # the listing itself failed part way (EIO, ESTALE)
-                self.errors.report(tally, self.root, node.rel, "list", exc)
-                node.all_go = False
-            if descended:
-                continue
+                            tally.kept[verdict.value] += 1
+                            node.all_go = False
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        child = self._enter(node, entry)
+                        if child is not None:
+                            yield child
+                        continue
+                    if entry.is_symlink():
+                        # Never followed, never deleted: SRS makes no symlinks, a person
+                        # did, and it frees no space.
+                        tally.kept["symlink"] += 1
+                    else:
+                        tally.kept["not_regular"] += 1  # fifo, socket, device
+                    node.all_go = False
+                except FileNotFoundError:  # gone before its type could be read
+                    tally.vanished += 1
+        except OSError as exc:  # the listing itself failed part way (EIO, ESTALE)
+            self.errors.report(tally, self.root, node.rel, "list", exc)
+            node.all_go = False
+        finally:
             listing.close()  # type: ignore[attr-defined]
-            stack.pop()
-            if batch:
-                yield Files(node, batch)
-            yield DirDone(node)
+        if batch:
+            yield Files(node, batch)
 
-    def _enter(
-        self, node: DirNode, entry: os.DirEntry[str]
-    ) -> tuple[DirNode, Iterator[os.DirEntry[str]]] | None:
+    def _enter(self, node: DirNode, entry: os.DirEntry[str]) -> DirNode | None:
         name = entry.name
         rel = join(node.rel, name)
         if self.policy.dir_protected(rel, name):
@@ -361,9 +360,8 @@ class Walker:
             return None
         with self.lock:
             node.refs += 1  # the child holds its parent open until it is finished
-        child = DirNode(fd, node, name, rel, st.st_dev, st.st_ino, st.st_mtime,
-                        path=f"{node.path}/{name}")
-        return child, listing
+        return DirNode(fd, node, name, rel, st.st_dev, st.st_ino, st.st_mtime,
+                       path=f"{node.path}/{name}", listing=listing)
 
 
 # ---------------------------------------------------------------------------
@@ -540,38 +538,124 @@ class WorkerFailed(Exception):
     """A worker thread raised something other than the OSErrors it handles (a bug)."""
 
 
-def drive(items: Iterable[Item], remover: Remover, concurrency: int) -> None:
-    """Feed the scanner's batches to the remover: inline, or through `concurrency` threads.
+Observer = Callable[[Item], None]
 
-    At most `2 * concurrency` batches wait at any time, so memory does not grow with
-    the tree; the scanner blocks while the window is full.
+
+class Pool:
+    """`concurrency` threads sharing one root's work, in bounded memory.
+
+    Each thread lists directories and handles the files it finds. Subdirectories go on
+    a shared stack of at most `4 * concurrency`, and never more than STACK_MAX (each
+    holds two open descriptors, its own and its listing's: at --concurrency 256 an
+    uncapped stack would pass the usual soft limit of 1024); when it is full, the
+    thread descends itself, depth-first.
+    A batch of files is handed over only to a thread that is idle with nothing on the
+    stack, so threads share a directory only when there is nothing else to do.
+    `observe`, if given, sees every Files batch right before it is handled and every
+    DirDone when a listing ends, before the listing drops its reference (tests use it
+    to change the tree at those moments).
     """
-    if concurrency <= 1:
-        for item in items:
-            if isinstance(item, Files):
-                remover.retain(item.dir)
-                remover.files(item.dir, item.names)
+
+    def __init__(self, walker: Walker, remover: Remover, concurrency: int,
+                 observe: Observer | None = None) -> None:
+        self.walker = walker
+        self.remover = remover
+        self.concurrency = max(1, concurrency)
+        self.observe = observe
+        self._cond = threading.Condition()
+        self._tasks: list[Files | DirNode] = []  # handed over, not yet taken
+        self._limit = min(4 * self.concurrency, STACK_MAX)
+        self._idle = 0  # threads waiting for a task
+        self._busy = 1  # tasks handed over or running; the root's listing first
+
+    def run(self, root: DirNode) -> None:
+        self._tasks.append(root)
+        if self.concurrency == 1:
+            self._work(self.walker)
+            return
+        tallies = [Tally() for _ in range(self.concurrency)]
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="cleanup") as pool:
+            futures = [pool.submit(self._work, self.walker.sibling(t)) for t in tallies]
+        for tally in tallies:
+            self.walker.tally.merge(tally)
+        for future in futures:
+            exc = future.exception()
+            if exc is not None:
+                raise WorkerFailed(f"a cleanup worker failed: {exc!r}") from exc
+
+    def _work(self, walker: Walker) -> None:
+        failed = True
+        try:
+            while True:
+                with self._cond:
+                    while not self._tasks and self._busy:
+                        self._idle += 1
+                        self._cond.wait()
+                        self._idle -= 1
+                    if not self._tasks:
+                        failed = False
+                        return  # nothing handed over and nothing running: all done
+                    task = self._tasks.pop()
+                try:
+                    if isinstance(task, Files):
+                        self._files(task)
+                    else:
+                        self._list(walker, task)
+                finally:
+                    with self._cond:
+                        self._busy -= 1
+                        if not self._busy:
+                            self._cond.notify_all()
+        finally:
+            if failed:  # a bug: stop the others instead of leaving them to finish alone
+                self.remover.abort.set()
+
+    def _hand_over(self, task: Files | DirNode) -> bool:
+        """Share `task`; False if it is not taken (then do it yourself, now).
+
+        A directory goes on the stack while there is room; a batch only to a thread
+        that is idle and has no directory waiting for it.
+        """
+        if self.concurrency == 1:
+            return False
+        with self._cond:
+            if isinstance(task, DirNode):
+                if len(self._tasks) >= self._limit:
+                    return False
+            elif self._idle <= len(self._tasks):
+                return False
+            self._tasks.append(task)
+            self._busy += 1
+            self._cond.notify()
+            return True
+
+    def _files(self, batch: Files) -> None:
+        if self.observe is not None:
+            self.observe(batch)
+        self.remover.files(batch.dir, batch.names)
+
+    def _list(self, walker: Walker, start: DirNode) -> None:
+        stack = [(start, walker.entries(start))]
+        while stack:
+            node, entries = stack[-1]
+            for item in entries:
+                if isinstance(item, DirNode):
+                    if not self._hand_over(item):
+                        stack.append((item, walker.entries(item)))
+                        break
+                    continue
+                self.remover.retain(item.dir)
+                if not self._hand_over(item):
+                    self._files(item)
             else:
-                remover.release(item.dir)
-        return
+                stack.pop()
+                if self.observe is not None:
+                    self.observe(DirDone(node))
+                self.remover.release(node)
 
-    window = threading.BoundedSemaphore(concurrency * 2)
-    failures: list[BaseException] = []
 
-    def done(future: Future[None]) -> None:
-        window.release()
-        exc = future.exception()
-        if exc is not None:
-            failures.append(exc)
-            remover.abort.set()
-
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="cleanup") as pool:
-        for item in items:
-            if isinstance(item, Files):
-                remover.retain(item.dir)
-                window.acquire()
-                pool.submit(remover.files, item.dir, item.names).add_done_callback(done)
-            else:
-                remover.release(item.dir)
-    if failures:
-        raise WorkerFailed(f"a cleanup worker failed: {failures[0]!r}") from failures[0]
+def drive(walker: Walker, root: DirNode, remover: Remover, concurrency: int,
+          observe: Observer | None = None) -> None:
+    """Clean the tree under `root` (from `walker.open_root()`) with `concurrency`
+    threads; returns when every directory is finished."""
+    Pool(walker, remover, concurrency, observe).run(root)

@@ -27,16 +27,19 @@ from typing import Any
 import pytest
 
 from agents.cleanup.command import sleep_until
-from agents.cleanup.policy import Policy
+from agents.cleanup.policy import Policy, join
 from agents.cleanup.scan import (
     Budget,
     DirDone,
+    DirNode,
     ErrorLog,
     Files,
     Item,
+    Pool,
     Remover,
     Tally,
     Walker,
+    WorkerFailed,
     drive,
 )
 
@@ -345,22 +348,26 @@ def test_schedule_mode_serves_ops_and_stops_on_sigterm(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-Wrap = Callable[[Iterator[Item]], Iterator[Item]]
-
-
-def run_pass(root: Path, wrap: Wrap | None = None, *, concurrency: int = 1,
-             policy: Policy | None = None) -> Tally:
-    """One age-based pass over `root`; `wrap` may meddle with the walker's output."""
+def run_pass(root: Path, observe: Callable[[Item], None] | None = None, *,
+             concurrency: int = 1, policy: Policy | None = None,
+             pool: type[Pool] | None = None) -> Tally:
+    """One age-based pass over `root`, one file per batch; `observe` sees each batch
+    right before its unlinks and each directory when its listing ends (before it is
+    finished; with more than one thread maybe well before). `pool` may force an
+    interleaving."""
     policy = policy or Policy()
     abort, lock, errors = threading.Event(), threading.Lock(), ErrorLog()
     scan_tally, remove_tally = Tally(), Tally()
-    walker = Walker(str(root), policy, abort=abort, tally=scan_tally, errors=errors, lock=lock)
+    walker = Walker(str(root), policy, abort=abort, tally=scan_tally, errors=errors, lock=lock,
+                    batch_size=1)
     node = walker.open_root()
     remover = Remover(str(root), policy, policy.cutoff(time.time()), dry_run=False,
                       budget=Budget(0), abort=abort, tally=remove_tally, errors=errors,
                       lock=lock)
-    source = walker.walk(node, batch_size=1)
-    drive(wrap(source) if wrap else source, remover, concurrency)
+    if pool is None:
+        drive(walker, node, remover, concurrency, observe)
+    else:
+        pool(walker, remover, concurrency, observe).run(node)
     scan_tally.merge(remove_tally)
     return scan_tally
 
@@ -374,18 +381,16 @@ def test_a_file_replaced_between_scan_and_delete_is_kept(tmp_path: Path,
     tree.file("live/s1-3.ts", 9)
     tree.age("live", 9)
 
-    def meddle(items: Iterator[Item]) -> Iterator[Item]:
-        for item in items:
-            if isinstance(item, Files):
-                for name, _ in item.names:
-                    if name == "s1-2.ts":
-                        # SRS's way: write a new file, rename it over the old one (a new
-                        # inode), here with an old mtime so that only identity can tell.
-                        tree.file("live/s1-2.ts.new", 9, b"new segment")
-                        os.replace(tree.root / "live/s1-2.ts.new", tree.root / "live/s1-2.ts")
-                    if name == "s1-3.ts":
-                        (tree.root / "live/s1-3.ts").unlink()  # vanished: fine
-            yield item
+    def meddle(item: Item) -> None:
+        if isinstance(item, Files):
+            for name, _ in item.names:
+                if name == "s1-2.ts":
+                    # SRS's way: write a new file, rename it over the old one (a new
+                    # inode), here with an old mtime so that only identity can tell.
+                    tree.file("live/s1-2.ts.new", 9, b"new segment")
+                    os.replace(tree.root / "live/s1-2.ts.new", tree.root / "live/s1-2.ts")
+                if name == "s1-3.ts":
+                    (tree.root / "live/s1-3.ts").unlink()  # vanished: fine
 
     tally = run_pass(tree.root, meddle, concurrency=concurrency)
     assert tree.listing() == {"live", "live/s1-2.ts"}
@@ -400,11 +405,9 @@ def test_a_file_rewritten_after_the_scan_is_kept_as_young(tmp_path: Path) -> Non
     tree = Tree(tmp_path / "html")
     tree.file("live/s1.m3u8", 9)
 
-    def rewrite(items: Iterator[Item]) -> Iterator[Item]:
-        for item in items:
-            if isinstance(item, Files):
-                (tree.root / "live/s1.m3u8").write_text("#EXTM3U\n")  # mtime now
-            yield item
+    def rewrite(item: Item) -> None:
+        if isinstance(item, Files):
+            (tree.root / "live/s1.m3u8").write_text("#EXTM3U\n")  # mtime now
 
     tally = run_pass(tree.root, rewrite)
     assert "live/s1.m3u8" in tree.listing()
@@ -420,11 +423,9 @@ def test_a_directory_that_gets_a_file_during_the_run_is_kept(tmp_path: Path,
     for rel in ("live/old", "live/gone", "live"):
         tree.age(rel, 9)
 
-    def publish(items: Iterator[Item]) -> Iterator[Item]:
-        for item in items:
-            if isinstance(item, DirDone) and item.dir.rel == "live/old":
-                (tree.root / "live/old/s1-2.ts.tmp").write_bytes(b"new")  # a stream restarts
-            yield item
+    def publish(item: Item) -> None:
+        if isinstance(item, DirDone) and item.dir.rel == "live/old":
+            (tree.root / "live/old/s1-2.ts.tmp").write_bytes(b"new")  # a stream restarts
 
     tally = run_pass(tree.root, publish, concurrency=concurrency)
     assert tree.listing() == {"live", "live/old", "live/old/s1-2.ts.tmp"}
@@ -440,18 +441,122 @@ def test_a_directory_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> No
     tree.file("a/s1-1.ts", 9)
     tree.file("b/s2-1.ts", 9)
 
-    def swap(items: Iterator[Item]) -> Iterator[Item]:
-        swapped = False
-        for item in items:
-            if not swapped:
-                # Before the scanner opens b/, b becomes a symlink to a tree outside.
-                shutil.rmtree(tree.root / "b")
-                (tree.root / "b").symlink_to(outside.root)
-                swapped = True
-            yield item
+    swapped: list[str] = []
 
-    run_pass(tree.root, swap)
+    def swap(item: Item) -> None:
+        if not swapped and isinstance(item, Files):
+            # Whichever directory comes first, the other becomes a symlink to a tree
+            # outside before the scanner opens it.
+            other = "b" if item.dir.rel == "a" else "a"
+            shutil.rmtree(tree.root / other)
+            (tree.root / other).symlink_to(outside.root)
+            swapped.append(other)
+
+    tally = run_pass(tree.root, swap)
     assert outside.listing() == {"s9-1.ts"}
+    assert tally.kept["changed"] == 1  # O_NOFOLLOW refused the symlink
+    assert tally.files_deleted == 1
+
+
+@pytest.mark.parametrize("forced_kind", [Files, DirNode], ids=["batch", "subdirectory"])
+def test_work_on_another_thread_keeps_its_directory_open(
+        tmp_path: Path, forced_kind: type[Files | DirNode]) -> None:
+    # Forced onto the other thread and held there until the thread that listed live/
+    # has done everything else: live/'s first batch (its lstat and unlink use live/'s
+    # descriptor), or the subdirectory live/sub (its rmdir does). live/ must still be
+    # open then, and go only after that work.
+    tree = Tree(tmp_path / "html")
+    for rel in ("live/s1-1.ts", "live/s1-2.ts", "live/sub/s2-1.ts"):
+        tree.file(rel, 9)
+    for rel in ("live/sub", "live"):
+        tree.age(rel, 9)
+    target = "live" if forced_kind is Files else "live/sub"  # a batch of live/, or live/sub
+    forced: list[Files | DirNode] = []
+    threads: dict[str, str] = {}
+
+    class Forcing(Pool):
+        def _hand_over(self, task: Files | DirNode) -> bool:
+            rel = task.dir.rel if isinstance(task, Files) else task.rel
+            if forced or not isinstance(task, forced_kind) or rel != target:
+                return super()._hand_over(task)
+            forced.append(task)
+            self._until(lambda: self._idle > len(self._tasks), "the other thread waits")
+            assert super()._hand_over(task)
+            self._until(lambda: all(t is not task for t in self._tasks), "it took the task")
+            return True
+
+        def _files(self, batch: Files) -> None:
+            self._hold(batch)
+            super()._files(batch)
+
+        def _list(self, walker: Walker, start: DirNode) -> None:
+            self._hold(start)
+            super()._list(walker, start)
+
+        def _hold(self, task: Files | DirNode) -> None:
+            if forced and task is forced[0]:
+                threads["forced"] = threading.current_thread().name
+                self._until(lambda: self._idle == 1 and not self._tasks,
+                            "the thread that listed live/ has nothing left to do")
+                assert (tree.root / "live").is_dir()
+
+        def _until(self, condition: Callable[[], bool], what: str) -> None:
+            deadline = time.monotonic() + 10
+            while True:
+                with self._cond:
+                    if condition():
+                        return
+                assert time.monotonic() < deadline, f"never: {what}"
+                time.sleep(0.001)
+
+    def note(item: Item) -> None:
+        if isinstance(item, DirDone):
+            threads.setdefault(f"listed {item.dir.rel}", threading.current_thread().name)
+
+    tally = run_pass(tree.root, note, concurrency=2, pool=Forcing)
+    assert threads["forced"] != threads["listed live"]
+    assert tree.listing() == set()
+    assert tally.files_deleted == 3
+    assert tally.dirs_removed == 2
+    assert not tally.errors
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_failing_worker_ends_the_pass_and_its_directory_stays(tmp_path: Path,
+                                                                concurrency: int) -> None:
+    tree = Tree(tmp_path / "html")
+    for app in range(8):
+        for i in range(4):
+            tree.file(f"app{app}/s-{i}.ts", 9)
+        tree.age(f"app{app}", 9)
+    failed: list[str] = []
+
+    def fail(item: Item) -> None:
+        if isinstance(item, Files) and not failed:
+            failed.append(join(item.dir.rel, item.names[0][0]))
+            raise Boom  # a bug in a worker, right before this batch's unlink
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_pass(tree.root, fail, concurrency=concurrency)
+        except (WorkerFailed, Boom) as exc:  # handed over to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the pass did not end after a worker failed"
+    assert len(outcome) == 1
+    if concurrency > 1:
+        assert isinstance(outcome[0], WorkerFailed)
+    assert isinstance(outcome[0].__cause__ if concurrency > 1 else outcome[0], Boom)
+    assert failed[0] in tree.listing()  # its batch never ran: the file and its directory stay
 
 
 async def test_waiting_for_the_next_run_ends_at_the_time_or_at_stop() -> None:
