@@ -98,33 +98,22 @@ async def test_a_request_with_a_body_is_answered_then_the_connection_closed(
     writer.close()
 
 
-async def test_a_bad_request_gets_400_and_a_close(server: tuple[HttpServer, int]) -> None:
+@pytest.mark.parametrize(("server", "sent", "status", "says"), [
+    pytest.param({}, b"GET /metrics HTTP/1.1\r\n\r\n", 400, b"without Host", id="400-no-host"),
+    pytest.param({"max_head": 1024},
+                 b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 2048 + b"\r\n\r\n",
+                 431, b"too large", id="431-head-over-the-limit"),
+    pytest.param({"head_timeout": 0.2},
+                 b"GET /metrics HTTP/1.1\r\nHost: t\r\n",  # and never the blank line
+                 408, b"too slow", id="408-head-never-finished"),
+], indirect=["server"])
+async def test_a_refused_request_gets_its_status_and_a_close(
+        server: tuple[HttpServer, int], sent: bytes, status: int, says: bytes) -> None:
     reader, writer = await connect(server[1])
-    writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")  # no Host
-    status, headers, body = await read_response(reader)
-    assert (status, headers["connection"]) == (400, "close")
-    assert b"without Host" in body
-    assert await closed(reader)
-    writer.close()
-
-
-@pytest.mark.parametrize("server", [{"max_head": 1024}], indirect=True)
-async def test_a_head_over_the_limit_gets_431(server: tuple[HttpServer, int]) -> None:
-    reader, writer = await connect(server[1])
-    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 2048 + b"\r\n\r\n")
-    status, _, _ = await read_response(reader)
-    assert status == 431
-    assert await closed(reader)
-    writer.close()
-
-
-@pytest.mark.parametrize("server", [{"head_timeout": 0.2}], indirect=True)
-async def test_a_client_that_never_finishes_its_head_gets_408(
-        server: tuple[HttpServer, int]) -> None:
-    reader, writer = await connect(server[1])
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: t\r\n")  # and never the blank line
-    status, _, _ = await read_response(reader)
-    assert status == 408
+    writer.write(sent)
+    got, headers, body = await read_response(reader)
+    assert (got, headers["connection"]) == (status, "close")
+    assert says in body
     assert await closed(reader)
     writer.close()
 
